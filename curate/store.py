@@ -1,0 +1,231 @@
+"""The store: one directory (or object-store prefix) that holds everything.
+
+This module owns every path in the layout and every write into it. Writes are
+atomic: data goes to a temporary name in the same directory and is renamed
+into place, so a killed process never leaves a half file that a later run, or
+a DuckDB reader, would trust.
+
+Layout::
+
+    store.json                            format version, created, corpora
+    shards/<corpus>/part-00000.parquet    documents
+    shards/<corpus>/_manifest.json        ingest runs, positions, counts
+    quarantine/<corpus>/part-00000.parquet rejected records with location + reason
+    features/<scorer>/<shard>.parquet     one file per input shard
+    features/<scorer>/_manifest.json      per shard fingerprint, rows, seconds
+    models/<name>/                        trained models + card
+    mixtures/<name>/                      built mixtures
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow.fs as pafs
+
+from curate.errors import ConfigError, CurateError
+
+FORMAT_VERSION = 1
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+TMP_SUFFIX = ".tmp"  # temporaries never end in .parquet, so no glob picks them up
+
+
+def temp_name(final: str) -> str:
+    """A unique temporary name beside ``final``; renamed onto it when complete."""
+    return f"{final}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
+
+
+class StoreError(CurateError):
+    """The store is missing, unreadable, or from an incompatible version."""
+
+
+def check_name(kind: str, name: str) -> str:
+    """Corpus, scorer, model and mixture names become directory names."""
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"invalid {kind} name {name!r}: use letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (at most 128 characters)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Store:
+    """A handle on a store directory; cheap to create, safe to pickle to workers."""
+
+    uri: str
+    fs: pafs.FileSystem
+    root: str
+
+    # ------------------------------------------------------------------ open
+    @classmethod
+    def open(cls, uri: str | os.PathLike[str], *, create: bool = False) -> Store:
+        """Open the store at ``uri`` (a local path or a ``pyarrow.fs`` URI such as ``s3://bucket/prefix``).
+
+        With ``create=True`` a missing store is initialised; otherwise a missing
+        store is an error that says how to make one.
+        """
+        uri_s = os.fspath(uri)
+        if "://" in uri_s:
+            fs, root = pafs.FileSystem.from_uri(uri_s)
+        else:
+            fs, root = pafs.LocalFileSystem(), str(Path(uri_s).expanduser().resolve())
+        store = cls(uri=uri_s, fs=fs, root=root.rstrip("/"))
+        meta = store.read_json("store.json")
+        if meta is None:
+            if not create:
+                raise StoreError(
+                    f"no curate store at {uri_s!r}: run `curate ingest ... --store {uri_s}` to create one"
+                )
+            store.fs.create_dir(store.root, recursive=True)
+            store.write_json(
+                "store.json",
+                {
+                    "format": FORMAT_VERSION,
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "corpora": {},
+                },
+            )
+        else:
+            fmt = meta.get("format")
+            if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+                raise StoreError(
+                    f"store {uri_s!r} has format {fmt!r}, newer than this curate supports "
+                    f"({FORMAT_VERSION}): upgrade curate to read it"
+                )
+        return store
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    # ----------------------------------------------------------------- paths
+    def path(self, *parts: str) -> str:
+        """Filesystem path (for ``self.fs``) of a store-relative path."""
+        return "/".join([self.root, *parts])
+
+    def uri_of(self, *parts: str) -> str:
+        """A path other tools (DuckDB, pyarrow.dataset) can open."""
+        if self.is_local:
+            return self.path(*parts)
+        scheme = self.uri.split("://", 1)[0]
+        return f"{scheme}://{self.path(*parts)}"
+
+    @staticmethod
+    def shard_name(index: int) -> str:
+        return f"part-{index:05d}.parquet"
+
+    def shards_dir(self, corpus: str) -> str:
+        return f"shards/{check_name('corpus', corpus)}"
+
+    def quarantine_dir(self, corpus: str) -> str:
+        return f"quarantine/{check_name('corpus', corpus)}"
+
+    def features_dir(self, scorer: str) -> str:
+        return f"features/{check_name('scorer', scorer)}"
+
+    def models_dir(self, name: str) -> str:
+        return f"models/{check_name('model', name)}"
+
+    def mixtures_dir(self, name: str) -> str:
+        return f"mixtures/{check_name('mixture', name)}"
+
+    # ---------------------------------------------------------------- reads
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+
+    def list_files(self, rel_dir: str, suffix: str = ".parquet") -> list[str]:
+        """Committed files (never temporaries) in a store directory, sorted, as store-relative paths."""
+        info = self.fs.get_file_info(pafs.FileSelector(self.path(rel_dir), allow_not_found=True))
+        names = sorted(
+            i.base_name
+            for i in info
+            if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
+        )
+        return [f"{rel_dir}/{n}" for n in names]
+
+    def list_dirs(self, rel_dir: str) -> list[str]:
+        info = self.fs.get_file_info(pafs.FileSelector(self.path(rel_dir), allow_not_found=True))
+        return sorted(i.base_name for i in info if i.type == pafs.FileType.Directory)
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(self.path(rel)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def read_json(self, rel: str) -> Any:
+        data = self.read_bytes(rel)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.uri_of(rel)} is not valid JSON ({exc}); restore it or remove it") from exc
+
+    def size(self, rel: str) -> int:
+        return self.fs.get_file_info(self.path(rel)).size or 0
+
+    # --------------------------------------------------------------- writes
+    @contextlib.contextmanager
+    def atomic_output(self, rel: str) -> Iterator[IO[bytes]]:
+        """A writable stream that appears at ``rel`` only if the block succeeds."""
+        final = self.path(rel)
+        parent = final.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        tmp = temp_name(final)
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                yield out
+            self.fs.move(tmp, final)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.delete_file(tmp)
+            raise
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with self.atomic_output(rel) as out:
+            out.write(data)
+
+    def write_json(self, rel: str, obj: Any) -> None:
+        self.write_bytes(rel, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+
+    def delete(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_file(self.path(rel))
+
+    def clean_temporaries(self, rel_dir: str) -> int:
+        """Remove temporaries a killed writer left behind; returns how many."""
+        info = self.fs.get_file_info(pafs.FileSelector(self.path(rel_dir), allow_not_found=True))
+        n = 0
+        for i in info:
+            if i.type == pafs.FileType.File and i.base_name.endswith(TMP_SUFFIX):
+                self.fs.delete_file(i.path)
+                n += 1
+        return n
+
+    # -------------------------------------------------------------- catalog
+    def meta(self) -> dict[str, Any]:
+        return self.read_json("store.json") or {}
+
+    def corpora(self) -> list[str]:
+        """Corpora that have at least one committed shard."""
+        return [c for c in self.list_dirs("shards") if self.list_files(f"shards/{c}")]
+
+    def feature_tables(self) -> list[str]:
+        return [s for s in self.list_dirs("features") if self.list_files(f"features/{s}")]
+
+    def register_corpus(self, corpus: str, info: dict[str, Any]) -> None:
+        meta = self.meta()
+        meta.setdefault("corpora", {}).setdefault(corpus, {}).update(info)
+        self.write_json("store.json", meta)

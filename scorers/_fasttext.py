@@ -1,0 +1,100 @@
+"""Low-level fastText helpers shared by the fastText-based scorers.
+
+``fasttext-wheel`` 0.9.2's Python ``predict()`` calls ``np.array(..., copy=False)``,
+which NumPy 2 rejects, so everything here talks to the pybind object
+(``model.f``) directly.
+
+Its ``multilinePredict`` is *not* used: in 0.9.2 it returns the top-1
+probability repeated for every one of the k labels (the labels are right, the
+probabilities wrong), and on lid.176.ftz it was only ~4% faster than calling
+``predict`` per line, because the model's own work (char n-grams, softmax)
+dominates the per-call overhead.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LABEL_PREFIX = "__label__"
+
+
+def load_fasttext(path: str | os.PathLike[str]) -> Any:
+    """Load a fastText model (``.bin`` or ``.ftz``) without the stderr warning.
+
+    ``fasttext.load_model`` only adds an unconditional deprecation print before
+    building ``_FastText``; building it directly keeps worker logs clean.
+    """
+    from fasttext.FastText import _FastText
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"fastText model not found: {path}")
+    return _FastText(model_path=str(path))
+
+
+def prepare_line(text: str) -> str:
+    """Make one document a single fastText input line.
+
+    fastText stops reading a line at ``\\n`` (everything after it would be
+    silently ignored), so newlines become spaces; the trailing ``\\n`` adds
+    the end-of-sentence token the models were trained with.
+    """
+    return text.replace("\n", " ") + "\n"
+
+
+def predict_batch(
+    model: Any,
+    texts: list[str],
+    k: int = 1,
+    threshold: float = 0.0,
+) -> tuple[list[list[str]], np.ndarray]:
+    """Top-``k`` labels and probabilities for each text.
+
+    Returns ``(labels, probs)``: ``labels[i]`` lists up to ``k`` labels without
+    the ``__label__`` prefix, best first; ``probs`` is a float32 ``(n, k)``
+    array aligned with them, padded with 0.0 where fewer than ``k`` labels came
+    back (a model with fewer labels, or ``threshold`` cut them).
+    Newlines inside a text are treated as spaces (see ``prepare_line``).
+    """
+    n = len(texts)
+    probs = np.zeros((n, k), dtype=np.float32)
+    if n == 0:
+        return [], probs
+    predict = model.f.predict
+    cut = len(LABEL_PREFIX)
+    labels: list[list[str]] = []
+    for i, text in enumerate(texts):
+        # "replace": a label that is not valid UTF-8 must not kill a shard.
+        pairs = predict(prepare_line(text), k, threshold, "replace")
+        labels.append([lab[cut:] if lab.startswith(LABEL_PREFIX) else lab for _, lab in pairs])
+        for j, (prob, _) in enumerate(pairs[:k]):
+            probs[i, j] = prob
+    # fastText's softmax can overshoot 1.0 by float error; keep probabilities valid.
+    np.clip(probs, 0.0, 1.0, out=probs)
+    return labels, probs
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file, streamed and cached per (path, mtime, size).
+
+    Model files can be ~1 GB and fingerprints are asked for often, so the
+    digest is recomputed only when the file changes on disk.
+    """
+    resolved = Path(path).resolve()
+    st = resolved.stat()
+    return _sha256_cached(str(resolved), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

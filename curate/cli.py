@@ -178,27 +178,136 @@ def sql(
     err.print(f"wrote {output}")
 
 
+def _parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``scorer.key=value`` pairs (value parsed as JSON when it can be) into per-scorer settings."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        scorer, dot, name = key.partition(".")
+        if not eq or not dot or not scorer or not name:
+            raise CurateError(f"--set {item!r}: expected scorer.key=value, e.g. --set domain.k=5")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(scorer, {})[name] = parsed
+    return out
+
+
+@app.command()
+@friendly
+def score(
+    scorers: Annotated[str, typer.Option("--scorers", help="Comma-separated scorer names, e.g. heuristics,langid,domain.")],
+    store: StoreOpt = Path("store"),
+    corpus: Annotated[list[str] | None, typer.Option(help="Only these corpora (repeatable). Default: all.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Scorer setting scorer.key=value (repeatable), e.g. --set fasttext.model_path=m.bin.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU); 0 scores inline without Ray.")] = None,
+    retries: Annotated[int, typer.Option(help="Retries per failing shard before it is recorded as failed.")] = 1,
+    ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster to join (default: start a local one).")] = None,
+) -> None:
+    """Score every shard that is missing or stale for each scorer, through the Prefect [bold]score[/] flow on Ray.
+    Shards already scored with the same scorer version, config and model are skipped."""
+    from curate.render import rows_table
+    from flows.score import ShardFailures, score_flow
+
+    names = [n.strip() for n in scorers.split(",") if n.strip()]
+    try:
+        rows = score_flow(str(store), names, _parse_settings(set_ or []), corpus or None, workers, retries,
+                          ray_address, None)
+    except ShardFailures as exc:
+        err.print(f"[bold red]failed shards:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(rows_table(rows, title="scoring"))
+
+
+@app.command("train-domain")
+@friendly
+def train_domain_cmd(
+    store: StoreOpt = Path("store"),
+    name: Annotated[str, typer.Option(help="Model name under models/.")] = "domain",
+    labels_sql: Annotated[str | None, typer.Option(help="SQL returning doc_id, text, label (default: the ingest domain field).")] = None,
+    per_label: Annotated[int, typer.Option(help="At most this many documents per label.")] = 4000,
+    epoch: Annotated[int, typer.Option(help="fastText epochs.")] = 10,
+) -> None:
+    """Train the fastText domain classifier from labels in the store; writes models/<name>/ with a card."""
+    from curate.render import rows_table
+    from scorers.domain import DEFAULT_LABELS_SQL, train_domain
+
+    card = train_domain(str(store), name=name, labels_sql=labels_sql or DEFAULT_LABELS_SQL, per_label=per_label,
+                        epoch=epoch)
+    console.print(rows_table([{"domain": d, **m} for d, m in card.per_domain.items()],
+                             title=f"{name}: validation accuracy {card.accuracy:.3f} ({card.valid_docs} docs)"))
+
+
+flows_app = typer.Typer(help="Prefect deployments: serve them here with cron schedules, or deploy to a work pool.",
+                        no_args_is_help=True)
+app.add_typer(flows_app, name="flows")
+
+
+@flows_app.command("serve")
+@friendly
+def flows_serve(
+    store: StoreOpt = Path("store"),
+    inputs: Annotated[list[str] | None, typer.Option("--input", help="Inputs the scheduled ingest reads (repeatable).")] = None,
+    corpus: Annotated[str, typer.Option(help="Corpus the scheduled ingest writes.")] = "default",
+    scorers: Annotated[str, typer.Option(help="Scorers the scheduled score runs.")] = "heuristics,langid",
+    cron: Annotated[str, typer.Option(help="Cron schedule for ingest → score (UTC).")] = "0 * * * *",
+) -> None:
+    """Serve the ingest, score and train-domain deployments from this process (Ctrl-C stops)."""
+    from flows.deployments import serve
+
+    serve(str(store), inputs or [], corpus, [s for s in scorers.split(",") if s], cron)
+
+
+@flows_app.command("deploy")
+@friendly
+def flows_deploy(
+    pool: Annotated[str, typer.Option(help="Prefect work pool to deploy to (create it with `prefect work-pool create`).")],
+    store: StoreOpt = Path("store"),
+    scorers: Annotated[str, typer.Option(help="Scorers the scheduled score runs.")] = "heuristics,langid",
+    cron: Annotated[str, typer.Option(help="Cron schedule (UTC).")] = "0 * * * *",
+) -> None:
+    """Register the deployments with a Prefect server and work pool (workers then run them)."""
+    from flows.deployments import deploy
+
+    for name in deploy(str(store), [s for s in scorers.split(",") if s], cron, pool):
+        console.print(f"deployed [bold]{name}[/] to pool {pool}")
+
+
 @app.command()
 @friendly
 def demo(
     store: StoreOpt = Path("demo-store"),
     fresh: Annotated[bool, typer.Option(help="Delete the demo store first and start from nothing.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU).")] = None,
 ) -> None:
-    """Run the pipeline on the embedded real corpus (8 domains, ~27k documents) and show the results."""
-    from curate.demo import run_demo
-    from curate.query import connect
-    from curate.render import relation_table
+    """Run the whole pipeline on the embedded real corpus (8 domains): ingest → train the domain
+    model → score (heuristics, langid, domain) through Prefect on Ray → DuckDB reports."""
+    from curate.query import SQL_DIR, connect
+    from curate.render import relation_table, rows_table
     from curate.stats import domain_table, quarantine_table
+    from flows.demo import demo_flow
 
-    console.rule("[bold]curate demo: ingest the embedded corpus")
-    result = run_demo(store, fresh=fresh)
-    for s in result.ingests:
-        _print_ingest(s)
-    con = connect(result.store)
-    console.rule("[bold]DuckDB over the store")
-    console.print(relation_table(domain_table(con), title="documents per domain (SELECT … FROM docs GROUP BY corpus, domain)"))
+    console.rule("[bold]curate demo")
+    result = demo_flow(str(store), fresh=fresh, workers=workers)
+    console.rule("[bold]1. ingest")
+    for s in result["ingests"]:
+        s.pop("inputs", None)
+        console.print(f"[bold]{s['corpus']}[/]: {s['status']} — read {s['read']:,} = kept {s['kept']:,} + "
+                      f"quarantined {s['quarantined']:,} + duplicates {s['duplicates']:,}")
+    card = result["domain_model"]
+    console.rule("[bold]2. domain model (fastText, trained on the pool's labels)")
+    console.print(rows_table([{"domain": d, **m} for d, m in card["per_domain"].items()],
+                             title=f"validation accuracy {card['accuracy']:.3f} on {card['valid_docs']:,} docs"))
+    console.rule("[bold]3. scoring (Prefect flow → Ray actors)")
+    console.print(rows_table(result["scoring"], title="per scorer (re-runs skip shards that are up to date)"))
+    con = connect(store)
+    console.rule("[bold]4. DuckDB over the store")
+    console.print(relation_table(domain_table(con), title="documents per domain"))
     console.print(relation_table(quarantine_table(con), title="quarantine"))
-    console.print(f"\nstore: [bold]{result.store.root}[/] — try: curate sql --store {store} \"SELECT source, count(*) FROM docs GROUP BY 1\"")
+    query = (SQL_DIR / "domain_quality.sql").read_text()
+    console.print(relation_table(con.sql(query), title="per-domain feature averages (sql/domain_quality.sql)"))
+    console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/domain_quality.sql")
 
 
 def main() -> None:  # pragma: no cover - console entry

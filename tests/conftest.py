@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from curate.demo import embedded_corpus
+from curate.embedded import embedded_corpus
 
 
 @pytest.fixture(scope="session")

@@ -148,6 +148,7 @@ class ReadContext:
     corpus: str
     fields: FieldMap
     max_doc_bytes: int
+    batch_rows: int = BATCH_ROWS  # rows per piece for row-based inputs (commits happen between pieces)
 
     def quarantine(self, inp: Input) -> Quarantine:
         return Quarantine(self.corpus, inp.name, inp.unit)
@@ -261,8 +262,29 @@ def _read_jsonl(inp: Input, ctx: ReadContext, skip: int) -> Iterator[Piece]:
                 first_line = skip + 1
             q = ctx.quarantine(inp)
             table, records = _parse_chunk(chunk, first_line, ctx.fields, q)
+            yield from _split_piece(table, q, first_line - 1, end, records, ctx, inp)
             position = end
-            yield Piece(table, q, position, records)
+
+
+def _split_piece(table: pa.Table, q: Quarantine, start: int, end: int, records: int, ctx: ReadContext,
+                 inp: Input) -> Iterator[Piece]:
+    """Cut a parsed chunk (lines start+1..end) into pieces of ``ctx.batch_rows`` so shards stay near their size.
+
+    Each piece ends at its last document's line; refused lines go with the piece whose range holds them.
+    """
+    if table.num_rows <= ctx.batch_rows:
+        yield Piece(table, q, end, records)
+        return
+    locs = table.column("loc").to_pylist()
+    lo = 0
+    prev = start
+    while lo < table.num_rows:
+        hi = min(lo + ctx.batch_rows, table.num_rows)
+        stop = end if hi == table.num_rows else locs[hi - 1]
+        part = ctx.quarantine(inp)
+        part.rows = [r for r in q.rows if prev < r["position"] <= stop]
+        yield Piece(table.slice(lo, hi - lo), part, stop, (hi - lo) + part.records)
+        lo, prev = hi, stop
 
 
 class _Prepend:
@@ -361,7 +383,7 @@ def _read_parquet(inp: Input, ctx: ReadContext, skip: int) -> Iterator[Piece]:
             start += rows
     row = start
     try:
-        for batch in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=groups):
+        for batch in pf.iter_batches(batch_size=ctx.batch_rows, row_groups=groups):
             n = batch.num_rows
             table = pa.Table.from_batches([batch])
             if row < skip:
@@ -428,11 +450,11 @@ def _read_hf(inp: Input, ctx: ReadContext, skip: int) -> Iterator[Piece]:
         # map-style Dataset: it is Arrow already, hand the tables over without copies
         if skip:
             ds = ds.select(range(skip, len(ds)))
-        batches = (t for t in ds.with_format("arrow").iter(batch_size=BATCH_ROWS))
+        batches = (t for t in ds.with_format("arrow").iter(batch_size=ctx.batch_rows))
     else:
         if skip:
             ds = ds.skip(skip)
-        batches = (_dict_batch(b) for b in ds.iter(batch_size=BATCH_ROWS))
+        batches = (_dict_batch(b) for b in ds.iter(batch_size=ctx.batch_rows))
     for table in batches:
         q = ctx.quarantine(inp)
         n = table.num_rows if isinstance(table, pa.Table) else len(table)

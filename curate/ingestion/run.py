@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from curate.docid import SeenIds, doc_digests, from_hex, to_hex
 from curate.errors import ConfigError
 from curate.ingestion.fields import FieldMap, validate
-from curate.ingestion.readers import Input, ReadContext, discover, read
+from curate.ingestion.readers import BATCH_ROWS, ReadContext, discover, read
 from curate.ingestion.writer import MANIFEST, ShardWriter
 from curate.progress import progress as progress_bar
 from curate.store import Store, check_name
@@ -118,7 +118,8 @@ def ingest(
                          row_group_rows=row_group_rows)
     writer.remove_orphans()
     seen = _load_seen(st, shard_dir, manifest)
-    ctx = ReadContext(corpus=corpus, fields=fields, max_doc_bytes=max_doc_bytes)
+    ctx = ReadContext(corpus=corpus, fields=fields, max_doc_bytes=max_doc_bytes,
+                      batch_rows=min(BATCH_ROWS, shard_rows))
     t0 = time.perf_counter()
     try:
         with progress_bar(f"ingest {corpus}", unit="records", enabled=progress) as advance:

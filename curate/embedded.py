@@ -1,26 +1,17 @@
-"""The demo pipeline on the embedded real corpus: ingest → query (→ score, as engines land)."""
+"""The embedded real corpus that ships with curate, and ingesting it into a store."""
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
+import os
 from pathlib import Path
 
 from curate.ingestion import FieldMap, IngestSummary, ingest
 from curate.store import Store
 
-import os
-
 #: The shipped corpus; CURATE_CORPUS_DIR points the demo (and tests) at another build of it.
 CORPUS_DIR = Path(os.environ.get("CURATE_CORPUS_DIR", Path(__file__).resolve().parent / "corpus" / "data"))
 #: The embedded corpus's columns: id, text, domain, source, license, url, title (license/title land in meta).
 CORPUS_FIELDS = FieldMap(text="text", id="id", url="url", domain="domain", source="source")
-
-
-@dataclass
-class DemoResult:
-    store: Store
-    ingests: list[IngestSummary]
 
 
 def embedded_corpus() -> dict[str, Path]:
@@ -34,14 +25,13 @@ def embedded_corpus() -> dict[str, Path]:
     return splits
 
 
-def run_demo(store_path: str | Path, *, fresh: bool = False, progress: bool | None = None) -> DemoResult:
-    """Ingest the embedded corpus into ``store_path`` (corpora ``demo`` and ``heldout``)."""
-    if fresh and Path(store_path).exists():
-        shutil.rmtree(store_path)
-    store = Store.open(store_path, create=True)
+def ingest_embedded(store: Store | str | Path, *, shard_rows: int = 4000, progress: bool | None = None) -> list[IngestSummary]:
+    """Ingest the pool as corpus ``demo`` and the target set as corpus ``heldout``.
+
+    Small shards (4,000 docs) give Ray workers enough units to share on a small corpus.
+    """
     splits = embedded_corpus()
-    ingests = [
-        ingest([splits["train"]], store, "demo", fields=CORPUS_FIELDS, progress=progress),
-        ingest([splits["heldout"]], store, "heldout", fields=CORPUS_FIELDS, progress=progress),
+    return [
+        ingest([splits["train"]], store, "demo", fields=CORPUS_FIELDS, shard_rows=shard_rows, progress=progress),
+        ingest([splits["heldout"]], store, "heldout", fields=CORPUS_FIELDS, shard_rows=shard_rows, progress=progress),
     ]
-    return DemoResult(store=store, ingests=ingests)

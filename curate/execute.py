@@ -1,0 +1,232 @@
+"""Run a scorer over every shard that still needs it: on Ray actors, or inline.
+
+Actors hold a set-up scorer (model loaded once per worker) and are handed
+shard *paths*, never data; at most one shard per actor is in flight. A shard
+that raises is retried, then recorded as failed with its error while the
+others finish. A worker process that dies (OOM, SIGKILL) is replaced and its
+shard retried. Ray is imported only here and only when workers are used, so
+``import curate`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from curate import faults
+from curate.features import ShardResult, WorkItem, failure, plan, score_shard, update_manifest
+from curate.progress import progress as progress_bar
+from curate.store import Store
+
+if TYPE_CHECKING:
+    from scorers.base import Scorer
+
+
+@dataclass
+class ScoreReport:
+    """What one scorer run did; ``failed`` lists shards with their errors."""
+
+    scorer: str
+    fingerprint: str
+    done: int = 0
+    skipped: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    rows: int = 0
+    seconds: float = 0.0
+    workers: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "scorer": self.scorer,
+            "shards done": self.done,
+            "skipped (up to date)": self.skipped,
+            "failed": len(self.failed),
+            "docs": self.rows,
+            "seconds": round(self.seconds, 1),
+            "docs/s": round(self.rows / self.seconds) if self.seconds else 0,
+        }
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
+    """Join the cluster at ``address`` / ``RAY_ADDRESS``, or start a local Ray sized to ``num_cpus``."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    address = address or os.environ.get("RAY_ADDRESS")
+    common = {"log_to_driver": False, "configure_logging": False}
+    # ship curate and scorers to workers that were not started from this checkout
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    runtime_env = {"env_vars": {"PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}}
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, **common)
+    else:
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            object_store_memory=256 << 20,
+            runtime_env=runtime_env,
+            **common,
+        )
+    return ray
+
+
+def _actor_class(ray: Any) -> Any:
+    @ray.remote(max_restarts=0)
+    class ScorerActor:
+        """Holds one set-up scorer; scores whole shards on request."""
+
+        def __init__(self, store_uri: str, scorer: Scorer, threads: int) -> None:
+            _limit_threads(threads)
+            self.store = Store.open(store_uri)
+            self.scorer = scorer
+            self.scorer.setup()
+
+        def score(self, item: WorkItem) -> ShardResult:
+            return score_shard(self.store, self.scorer, item)
+
+        def pid(self) -> int:
+            return os.getpid()
+
+    return ScorerActor
+
+
+def _limit_threads(threads: int) -> None:
+    """Size intra-op thread pools to this worker's CPU share (two oversubscribed torch jobs ran 10x slower)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+def run_scorer(
+    store: Store | str,
+    scorer: Scorer,
+    *,
+    corpora: Iterable[str] | None = None,
+    workers: int | None = None,
+    retries: int = 1,
+    ray_address: str | None = None,
+    progress: bool | None = None,
+    on_result: Callable[[ShardResult], None] | None = None,
+) -> ScoreReport:
+    """Score every shard that is missing or stale for ``scorer``; skip the rest.
+
+    ``workers=0`` scores inline in this process (no Ray). Otherwise ``workers``
+    Ray actors (default: one per CPU of the local machine or cluster).
+    """
+    from scorers.base import scorer_fingerprint
+
+    st = store if isinstance(store, Store) else Store.open(store)
+    fp = scorer_fingerprint(scorer)
+    todo, done = plan(st, scorer.name, fp, corpora)
+    report = ScoreReport(scorer=scorer.name, fingerprint=fp, skipped=len(done))
+    items = {i.output: i for i in todo}
+    results: list[ShardResult] = []
+    t0 = time.perf_counter()
+    last_save = time.monotonic()
+
+    def record(res: ShardResult) -> None:
+        nonlocal last_save
+        results.append(res)
+        if res.status == "done":
+            report.done += 1
+            report.rows += res.rows
+        else:
+            report.failed.append({"shard": items[res.output].shard, "error": res.error, "attempts": res.attempts})
+        if on_result:
+            on_result(res)
+        faults.point("score.after_result")
+        if time.monotonic() - last_save > 5:  # the manifest is a report: batch its rewrites
+            update_manifest(st, scorer.name, fp, scorer.config(), results, items)
+            last_save = time.monotonic()
+
+    if todo:
+        total_rows = sum(i.rows for i in todo)
+        with progress_bar(f"score {scorer.name}", total=total_rows, enabled=progress) as advance:
+            def tick(res: ShardResult) -> None:
+                record(res)
+                advance(items[res.output].rows)
+
+            if workers == 0:
+                report.workers = 0
+                _run_inline(st, scorer, todo, retries, tick)
+            else:
+                report.workers = _run_on_ray(st, scorer, todo, workers, retries, ray_address, tick)
+        update_manifest(st, scorer.name, fp, scorer.config(), results, items)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, record: Callable[[ShardResult], None]) -> None:
+    scorer.setup()
+    for item in todo:
+        for attempt in range(1, retries + 2):
+            try:
+                res = score_shard(st, scorer, item)
+                res.attempts = attempt
+                record(res)
+                break
+            except Exception as exc:  # noqa: BLE001 - any scorer error becomes a recorded failure
+                if attempt > retries:
+                    record(failure(item, exc, attempt))
+
+
+def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | None, retries: int,
+                ray_address: str | None, record: Callable[[ShardResult], None]) -> int:
+    ray = init_ray(ray_address)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    n = max(1, min(workers or cpus, len(todo)))
+    threads = max(1, cpus // n) if not ray_address and not os.environ.get("RAY_ADDRESS") else 1
+    Actor = _actor_class(ray)
+
+    def spawn() -> Any:
+        return Actor.options(num_cpus=1).remote(st.uri, scorer, threads)
+
+    idle = [spawn() for _ in range(n)]
+    queue: deque[tuple[WorkItem, int]] = deque((i, 1) for i in todo)
+    pending: dict[Any, tuple[WorkItem, int, Any]] = {}
+    try:
+        while queue or pending:
+            while idle and queue:
+                item, attempt = queue.popleft()
+                actor = idle.pop()
+                pending[actor.score.remote(item)] = (item, attempt, actor)
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            item, attempt, actor = pending.pop(ref)
+            try:
+                res = ray.get(ref)
+                res.attempts = attempt
+                record(res)
+                idle.append(actor)
+            except ray.exceptions.RayTaskError as exc:  # the scorer raised: the actor is fine
+                idle.append(actor)
+                _retry_or_fail(queue, item, attempt, retries, exc.cause or exc, record)
+            except ray.exceptions.RayActorError as exc:  # the worker process died: replace it
+                idle.append(spawn())
+                _retry_or_fail(queue, item, attempt, retries, exc, record)
+    finally:
+        for actor in idle + [a for _, _, a in pending.values()]:
+            ray.kill(actor)
+    return n
+
+
+def _retry_or_fail(queue: deque, item: WorkItem, attempt: int, retries: int, exc: BaseException,
+                   record: Callable[[ShardResult], None]) -> None:
+    if attempt <= retries:
+        queue.append((item, attempt + 1))
+    else:
+        record(failure(item, exc, attempt))

@@ -1,0 +1,46 @@
+"""Deployments of the curate flows with cron schedules: served in-process or sent to a work pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flows.ingest import ingest_flow
+from flows.score import score_flow
+from flows.train_domain import train_domain_flow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def deployments(store: str, inputs: list[str], corpus: str, scorers: list[str], cron: str | None) -> list[Any]:
+    """``RunnerDeployment`` objects for ``prefect.serve``; schedules only where inputs make sense."""
+    out = [
+        score_flow.to_deployment(name="curate-score", cron=cron, parameters={"store": store, "scorers": scorers},
+                                 tags=["curate"]),
+        train_domain_flow.to_deployment(name="curate-train-domain", parameters={"store": store}, tags=["curate"]),
+    ]
+    if inputs:
+        out.append(ingest_flow.to_deployment(name="curate-ingest", cron=cron,
+                                             parameters={"store": store, "inputs": inputs, "corpus": corpus},
+                                             tags=["curate"]))
+    return out
+
+
+def serve(store: str, inputs: list[str], corpus: str, scorers: list[str], cron: str | None) -> None:
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*deployments(store, inputs, corpus, scorers, cron))
+
+
+def deploy(store: str, scorers: list[str], cron: str, pool: str) -> list[str]:
+    """Deploy from this checkout's source to ``pool`` (a process work pool runs them in place)."""
+    names = []
+    for entry, name, params, schedule in (
+        ("flows/score.py:score_flow", "curate-score", {"store": store, "scorers": scorers}, cron),
+        ("flows/train_domain.py:train_domain_flow", "curate-train-domain", {"store": store}, None),
+    ):
+        flow = score_flow.from_source(source=str(ROOT), entrypoint=entry)
+        flow.deploy(name=name, work_pool_name=pool, parameters=params, cron=schedule, tags=["curate"],
+                    ignore_warnings=True)
+        names.append(name)
+    return names

@@ -1,0 +1,28 @@
+"""The ``ingest`` flow: the library's ``ingest`` with a Prefect artifact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from curate.ingestion import FieldMap, ingest
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(store: str, inputs: list[str], corpus: str = "default", format: str = "auto",
+                fields: dict[str, Any] | None = None, max_doc_bytes: int = 16 << 20) -> dict[str, Any]:
+    """Ingest ``inputs`` into ``corpus``; idempotent, resumable."""
+    s = ingest(inputs, store, corpus, fields=FieldMap(**(fields or {})), format=format,
+               max_doc_bytes=max_doc_bytes, progress=False)
+    reasons = "".join(f"| {k} | {v} |\n" for k, v in sorted(s.reasons.items()))
+    create_markdown_artifact(
+        f"## curate ingest `{corpus}`\n\nstatus: **{s.status}**{' (resumed)' if s.resumed else ''}\n\n"
+        f"| read | kept | quarantined | duplicates | MB | seconds |\n|---|---|---|---|---|---|\n"
+        f"| {s.read} | {s.kept} | {s.quarantined} | {s.duplicates} | {s.bytes_kept / 1e6:.1f} | {s.seconds:.1f} |\n"
+        + (f"\n| reason | records |\n|---|---|\n{reasons}" if reasons else ""),
+        key="curate-ingest",
+    )
+    print(f"{corpus}: read {s.read} = kept {s.kept} + quarantined {s.quarantined} + duplicates {s.duplicates}")
+    return s.to_dict()

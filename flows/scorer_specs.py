@@ -1,0 +1,29 @@
+"""Build scorers from names + settings, resolving store-held models, before any work starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curate.errors import ConfigError
+from curate.store import Store
+from scorers.base import Scorer
+from scorers.registry import get_scorer
+
+
+def build_scorers(store: Store, names: list[str], settings: dict[str, dict[str, Any]] | None = None) -> list[Scorer]:
+    """One configured scorer per name; unknown names, bad settings and missing models fail here."""
+    settings = settings or {}
+    unknown = set(settings) - set(names)
+    if unknown:
+        raise ConfigError(f"settings given for scorers not requested: {', '.join(sorted(unknown))}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"a scorer is listed twice: {names}")
+    out = []
+    for name in names:
+        cfg = dict(settings.get(name, {}))
+        if name == "domain" and "model_path" not in cfg:
+            from scorers.domain import model_path
+
+            cfg["model_path"] = model_path(store, cfg.pop("model", "domain"))
+        out.append(get_scorer(name, **cfg))
+    return out

@@ -21,7 +21,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs and CI
 err = Console(stderr=True)
 
 StoreOpt = Annotated[

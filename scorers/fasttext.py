@@ -63,7 +63,7 @@ class FastTextScorer(BaseScorer):
         if self._model is not None:
             return
         self._model = load_fasttext(self.model_path)
-        self._labels = [lab.removeprefix("__label__") for lab in self._model.f.getLabels()]
+        self._labels = [lab.removeprefix("__label__") for lab in self._model.f.getLabels("replace")[0]]
         label = self.settings["label"]
         if label is None:  # binary selectors: the positive class is the non-"negative" one, else the first
             label = next((lab for lab in self._labels if lab not in ("neg", "negative", "0", "cc")), self._labels[0])

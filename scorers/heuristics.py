@@ -111,6 +111,10 @@ class HeuristicsScorer(BaseScorer):
     name: ClassVar[str] = "heuristics"
     version: ClassVar[str] = "1"
 
+    def __init__(self) -> None:
+        # no settings: an explicit signature makes a mistyped setting an error, not a silent new fingerprint
+        super().__init__()
+
     @property
     def schema(self) -> pa.Schema:
         fields = [pa.field("doc_id", pa.string())]

@@ -6,5 +6,5 @@ SELECT
     sum(n_bytes)                                                      AS tokens_bytes,
     round(100.0 * sum(n_bytes) / sum(sum(n_bytes)) OVER (PARTITION BY corpus), 2) AS pct_of_corpus
 FROM docs
-GROUP BY ALL
+GROUP BY corpus, domain
 ORDER BY corpus, tokens_bytes DESC;

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scorers.base import BaseScorer
 
 LABEL_PREFIX = "__label__"
 
@@ -98,3 +102,33 @@ def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def heads(text: pa.Array | pa.ChunkedArray, max_chars: int | None) -> list[str]:
+    """The first ``max_chars`` characters of each text (nulls as ""), sliced in Arrow so
+    multi-MB documents are never copied whole into Python."""
+    if text.null_count:
+        text = pc.fill_null(text, "")
+    if max_chars:
+        text = pc.utf8_slice_codeunits(text, 0, max_chars)
+    return text.to_pylist()
+
+
+def top_k_array(labels: list[list[str]], probs: np.ndarray, key: str) -> pa.Array:
+    """``list<struct<key, prob>>`` of each row's labels, best first."""
+    typ = pa.list_(pa.struct([(key, pa.string()), ("prob", pa.float32())]))
+    return pa.array([[{key: lab, "prob": float(p)} for lab, p in zip(labs, ps)] for labs, ps in zip(labels, probs)], typ)
+
+
+class FastTextModelScorer(BaseScorer):
+    """Base for scorers backed by one fastText model file: hashed for fingerprints, loaded once per worker."""
+
+    model_path: Path
+    _model: Any = None
+
+    def model_hash(self) -> str:
+        return file_sha256(self.model_path)
+
+    def setup(self) -> None:
+        if self._model is None:
+            self._model = load_fasttext(self.model_path)

@@ -18,8 +18,7 @@ import pyarrow as pa
 
 from curate.errors import ConfigError
 from curate.store import Store
-from scorers._fasttext import file_sha256, load_fasttext, predict_batch, prepare_line
-from scorers.base import BaseScorer
+from scorers._fasttext import FastTextModelScorer, file_sha256, heads, load_fasttext, predict_batch, prepare_line, top_k_array
 
 DEFAULT_LABELS_SQL = "SELECT doc_id, text, domain AS label FROM docs WHERE domain IS NOT NULL"
 MODEL_FILE = "model.bin"
@@ -156,12 +155,11 @@ def model_path(store: Store, name: str = "domain") -> str:
     return store.path(rel)
 
 
-class DomainScorer(BaseScorer):
+class DomainScorer(FastTextModelScorer):
     """Columns: ``domain_pred``, ``domain_prob`` and ``domain_top3`` (list of {domain, prob}, best first)."""
 
     name: ClassVar[str] = "domain"
     version: ClassVar[str] = "1"
-    TOP_TYPE = pa.list_(pa.struct([("domain", pa.string()), ("prob", pa.float32())]))
 
     def __init__(self, model_path: str, k: int = 3, max_chars: int = 2000) -> None:
         if not Path(model_path).is_file():
@@ -169,33 +167,24 @@ class DomainScorer(BaseScorer):
         if k < 1 or max_chars < 1:
             raise ConfigError("k and max_chars must be positive")
         super().__init__(k=k, max_chars=max_chars)
-        self.model_path = str(Path(model_path).resolve())
-        self._model: Any = None
+        self.model_path = Path(model_path).resolve()
 
     @property
     def schema(self) -> pa.Schema:
+        top = pa.list_(pa.struct([("domain", pa.string()), ("prob", pa.float32())]))
         return pa.schema([("doc_id", pa.string()), ("domain_pred", pa.string()), ("domain_prob", pa.float32()),
-                          ("domain_top3", self.TOP_TYPE)])
-
-    def model_hash(self) -> str:
-        return file_sha256(self.model_path)
-
-    def setup(self) -> None:
-        if self._model is None:
-            self._model = load_fasttext(self.model_path)
+                          ("domain_top3", top)])
 
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         self.setup()
-        cap = self.settings["max_chars"]
-        labels, probs = predict_batch(self._model, [t[:cap] for t in batch.column("text").to_pylist()],
-                                      k=self.settings["k"])
-        top = [[{"domain": lab, "prob": float(p)} for lab, p in zip(row, prow)] for row, prow in zip(labels, probs)]
+        texts = heads(batch.column("text"), self.settings["max_chars"])
+        labels, probs = predict_batch(self._model, texts, k=self.settings["k"])
         return pa.RecordBatch.from_arrays(
             [
                 batch.column("doc_id"),
                 pa.array([row[0] if row else None for row in labels], pa.string()),
-                pa.array(probs[:, 0] if len(probs) else [], pa.float32()),
-                pa.array(top, self.TOP_TYPE),
+                pa.array(probs[:, 0], pa.float32()),
+                top_k_array(labels, probs, "domain"),
             ],
             schema=self.schema,
         )

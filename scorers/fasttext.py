@@ -15,11 +15,10 @@ import numpy as np
 import pyarrow as pa
 
 from curate.errors import ConfigError
-from scorers._fasttext import file_sha256, load_fasttext, predict_batch
-from scorers.base import BaseScorer
+from scorers._fasttext import FastTextModelScorer, heads, predict_batch
 
 
-class FastTextScorer(BaseScorer):
+class FastTextScorer(FastTextModelScorer):
     """Columns: ``<column>`` = P(``label``), ``<column>_top`` = the top label, ``<column>_top_prob``.
 
     ``table`` names the feature table, so several models can be applied side by side
@@ -38,9 +37,8 @@ class FastTextScorer(BaseScorer):
             raise ConfigError(f"max_chars must be positive, got {max_chars}")
         super().__init__(label=label, max_chars=max_chars)
         self.name = table  # type: ignore[misc]  # the instance names its own feature table
-        self.model_path = str(path.resolve())
+        self.model_path = path.resolve()
         self.column = column or f"{table}_score"
-        self._model: Any = None
         self._labels: list[str] = []
         self._target = ""
 
@@ -56,13 +54,10 @@ class FastTextScorer(BaseScorer):
     def config(self) -> dict[str, Any]:
         return {**self.settings, "column": self.column}
 
-    def model_hash(self) -> str:
-        return file_sha256(self.model_path)
-
     def setup(self) -> None:
         if self._model is not None:
             return
-        self._model = load_fasttext(self.model_path)
+        super().setup()
         self._labels = [lab.removeprefix("__label__") for lab in self._model.f.getLabels("replace")[0]]
         label = self.settings["label"]
         if label is None:  # binary selectors: the positive class is the non-"negative" one, else the first
@@ -73,10 +68,7 @@ class FastTextScorer(BaseScorer):
 
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         self.setup()
-        texts = batch.column("text").to_pylist()
-        cap = self.settings["max_chars"]
-        if cap:
-            texts = [t[:cap] for t in texts]
+        texts = heads(batch.column("text"), self.settings["max_chars"])
         labels, probs = predict_batch(self._model, texts, k=len(self._labels))
         target = self._target
         p = np.array(

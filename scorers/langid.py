@@ -18,8 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scorers._fasttext import file_sha256, load_fasttext, predict_batch
-from scorers.base import BaseScorer
+from scorers._fasttext import FastTextModelScorer, predict_batch, top_k_array
 
 UNDETERMINED = "und"  # ISO 639-2 code for "undetermined": empty or blank text
 TOP_K = 3
@@ -42,7 +41,7 @@ def bundled_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
 
 
-class LangIdScorer(BaseScorer):
+class LangIdScorer(FastTextModelScorer):
     """Per-document language, its probability, and the top 3 candidates.
 
     Columns: ``lang`` (the model's code: ISO 639-1 where one exists, else
@@ -64,7 +63,6 @@ class LangIdScorer(BaseScorer):
         super().__init__(max_chars=max_chars, model_path=model_path)
         self.max_chars = max_chars
         self.model_path = Path(model_path) if model_path else bundled_model_path()
-        self._model: Any = None
 
     @property
     def schema(self) -> pa.Schema:
@@ -81,13 +79,6 @@ class LangIdScorer(BaseScorer):
         # The file name, not the full path: moving a venv must not make scores stale;
         # model_hash() catches a different file under the same name.
         return {"max_chars": self.max_chars, "model": self.model_path.name, "top_k": TOP_K}
-
-    def model_hash(self) -> str:
-        return file_sha256(self.model_path)
-
-    def setup(self) -> None:
-        if self._model is None:
-            self._model = load_fasttext(self.model_path)
 
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         self.setup()
@@ -106,18 +97,19 @@ class LangIdScorer(BaseScorer):
         n = batch.num_rows
         lang = [UNDETERMINED] * n
         lang_prob = np.zeros(n, dtype=np.float32)
-        top: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        top_labels: list[list[str]] = [[] for _ in range(n)]
+        top_probs = np.zeros((n, TOP_K), dtype=np.float32)
         for row, labs, ps in zip(todo.tolist(), labels, probs):
             if labs:
                 lang[row] = labs[0]
                 lang_prob[row] = ps[0]
-            top[row] = [{"lang": lab, "prob": float(p)} for lab, p in zip(labs, ps)]
+            top_labels[row], top_probs[row] = labs, ps
         return pa.RecordBatch.from_arrays(
             [
                 batch.column("doc_id"),
                 pa.array(lang, pa.string()),
                 pa.array(lang_prob, pa.float32()),
-                pa.array(top, TOP_TYPE),
+                top_k_array(top_labels, top_probs, "lang"),
             ],
             schema=self.schema,
         )

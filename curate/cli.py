@@ -285,7 +285,7 @@ def demo(
     model → score (heuristics, langid, domain) through Prefect on Ray → DuckDB reports."""
     from curate.query import SQL_DIR, connect
     from curate.render import relation_table, rows_table
-    from curate.stats import domain_table, quarantine_table
+    from curate.stats import domain_table
     from flows.demo import demo_flow
 
     console.rule("[bold]curate demo")
@@ -304,7 +304,8 @@ def demo(
     con = connect(store)
     console.rule("[bold]4. DuckDB over the store")
     console.print(relation_table(domain_table(con), title="documents per domain"))
-    console.print(relation_table(quarantine_table(con), title="quarantine"))
+    quarantine = (SQL_DIR / "quarantine_report.sql").read_text()
+    console.print(relation_table(con.sql(quarantine), title="quarantine (sql/quarantine_report.sql)"))
     query = (SQL_DIR / "domain_quality.sql").read_text()
     console.print(relation_table(con.sql(query), title="per-domain feature averages (sql/domain_quality.sql)"))
     console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/domain_quality.sql")

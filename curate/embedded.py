@@ -25,13 +25,46 @@ def embedded_corpus() -> dict[str, Path]:
     return splits
 
 
+#: Damage the demo injects into a JSON-lines copy of real documents, to show quarantine at work.
+MESSY_LINES: dict[int, bytes] = {
+    3: b'{"id": "broken", "text": "an unterminated record',
+    10: b'["a JSON array", "is not a document"]',
+    17: b'{"id": "no-text", "title": "a record without its text field"}',
+    24: b'{"id": "numeric", "text": 1234}',
+    31: b'{"id": "latin-1", "text": "caf\xe9 written in latin-1"}',
+    38: b'{"id": "nul", "text": "binary\\u0000junk"}',
+    45: b'{"id": "blank", "text": "   "}',
+}
+
+
+def write_messy_sample(path: Path, n: int = 300) -> Path:
+    """JSON lines of ``n`` held-out documents with ``MESSY_LINES`` and two repeated ids mixed in."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(embedded_corpus()["heldout"], columns=["id", "text", "domain", "source"]).slice(0, n).to_pylist()
+    rows += rows[:2]  # duplicates: same ids again
+    with open(path, "wb") as f:
+        for i, row in enumerate(rows):
+            if i in MESSY_LINES:
+                f.write(MESSY_LINES[i] + b"\n")
+            f.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+    return path
+
+
 def ingest_embedded(store: Store | str | Path, *, shard_rows: int = 4000, progress: bool | None = None) -> list[IngestSummary]:
-    """Ingest the pool as corpus ``demo`` and the target set as corpus ``heldout``.
+    """Ingest the pool as corpus ``demo``, the target set as ``heldout``, and a damaged copy as ``messy``.
 
     Small shards (4,000 docs) give Ray workers enough units to share on a small corpus.
     """
     splits = embedded_corpus()
+    st = store if isinstance(store, Store) else Store.open(store, create=True)
+    messy = Path(st.path("messy-sample.jsonl")) if st.is_local else None
+    if messy and not messy.exists():  # written once: a rewrite would be a new input to ingest
+        write_messy_sample(messy)
     return [
-        ingest([splits["train"]], store, "demo", fields=CORPUS_FIELDS, shard_rows=shard_rows, progress=progress),
-        ingest([splits["heldout"]], store, "heldout", fields=CORPUS_FIELDS, shard_rows=shard_rows, progress=progress),
+        ingest([splits["train"]], st, "demo", fields=CORPUS_FIELDS, shard_rows=shard_rows, progress=progress),
+        ingest([splits["heldout"]], st, "heldout", fields=CORPUS_FIELDS, shard_rows=shard_rows, progress=progress),
+        *([ingest([messy], st, "messy", fields=CORPUS_FIELDS, progress=progress)] if messy else []),
     ]

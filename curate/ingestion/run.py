@@ -99,6 +99,15 @@ def ingest(
     run = next((r for r in manifest["runs"] if r["fingerprint"] == fingerprint), None)
     if run is not None and run["status"] == "done":
         return _summary(run, "already-ingested", resumed=False, manifest=manifest)
+    if run is None:
+        # a scheduled ingest over a growing landing directory reads only the files it has not finished
+        finished = {(i["name"], i["fingerprint"]) for r in manifest["runs"] if r["status"] == "done"
+                    and r["config"] == config for i in r["inputs"]}
+        fresh = [(i, fp) for i, fp in zip(inputs, input_fps) if (fp["name"], fp["fingerprint"]) not in finished]
+        if not fresh:
+            last = next(r for r in reversed(manifest["runs"]) if r["status"] == "done" and r["config"] == config)
+            return _summary(last, "already-ingested", resumed=False, manifest=manifest)
+        inputs, input_fps = [i for i, _ in fresh], [fp for _, fp in fresh]
     resumed = run is not None
     if run is None:
         run = {

@@ -78,3 +78,17 @@ def test_sigkill_mid_run_then_resume_is_exact(fault, store_dir, tmp_path, real_d
     names = {p.name for p in (store_dir / "shards" / "c").iterdir()}
     listed = {e["name"] for e in json.loads((store_dir / "shards" / "c" / "_manifest.json").read_text())["shards"]}
     assert names == listed | {"_manifest.json"}
+
+
+def test_new_files_in_a_landing_directory_are_the_only_ones_read(store_dir, tmp_path, real_docs, write_jsonl):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_jsonl(landing / "a.jsonl", [{"id": f"a{i}", "text": d["text"]} for i, d in enumerate(real_docs[:20])])
+    first = ingest([landing], store_dir, "c")
+    assert first.kept == 20
+    write_jsonl(landing / "b.jsonl", [{"id": f"b{i}", "text": d["text"]} for i, d in enumerate(real_docs[20:30])])
+    second = ingest([landing], store_dir, "c")
+    assert (second.read, second.kept, second.duplicates) == (10, 10, 0)  # a.jsonl was not read again
+    assert [i["name"] for i in second.inputs] == [str(landing / "b.jsonl")]
+    assert ingest([landing], store_dir, "c").status == "already-ingested"
+    assert connect(store_dir).execute("SELECT count(*) FROM docs").fetchone()[0] == 30

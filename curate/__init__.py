@@ -16,12 +16,16 @@ _LAZY = {
     "connect": ("curate.query", "connect"),
     "doc_id": ("curate.docid", "doc_id"),
     "CurateError": ("curate.errors", "CurateError"),
+    "MixtureDataset": ("curate.mixture.loader", "MixtureDataset"),
+    "build_mixture": ("curate.mixture.build", "build_mixture"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from curate.docid import doc_id
     from curate.errors import CurateError
     from curate.ingestion import FieldMap, ingest
+    from curate.mixture.build import build_mixture
+    from curate.mixture.loader import MixtureDataset
     from curate.query import connect
     from curate.store import Store
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from curate.cli_common import StoreOpt, console, err, friendly
+from curate.cli_mix import mix_app
 from curate.errors import CurateError
 
 app = typer.Typer(
@@ -21,28 +20,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs and CI
-err = Console(stderr=True)
-
-StoreOpt = Annotated[
-    Path,
-    typer.Option("--store", "-s", envvar="CURATE_STORE", help="Store directory (or set CURATE_STORE)."),
-]
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly(fn: F) -> F:
-    """Print curate's own errors as one clear message with exit code 2, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (CurateError, FileNotFoundError) as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _print_ingest(summary: Any) -> None:
@@ -239,6 +216,8 @@ def train_domain_cmd(
                              title=f"{name}: validation accuracy {card.accuracy:.3f} ({card.valid_docs} docs)"))
 
 
+app.add_typer(mix_app, name="mix")
+
 flows_app = typer.Typer(help="Prefect deployments: serve them here with cron schedules, or deploy to a work pool.",
                         no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
@@ -308,6 +287,21 @@ def demo(
     console.print(relation_table(con.sql(quarantine), title="quarantine (sql/quarantine_report.sql)"))
     query = (SQL_DIR / "domain_quality.sql").read_text()
     console.print(relation_table(con.sql(query), title="per-domain feature averages (sql/domain_quality.sql)"))
+
+    from curate.mixture import MixtureManifest
+    from curate.mixture.loader import MixtureDataset
+    from curate.mixture.report import table_rows
+
+    mix = MixtureManifest.load(store, result["mixture"]["name"])
+    tok = mix.data["tokens"]
+    console.rule("[bold]5. mixture (examples/mixtures/demo.yaml: main 85% + end-of-training anneal 15%)")
+    console.print(rows_table(table_rows(mix), title=f"{mix.name}: {tok['planned']:,} tokens, {tok['unique']:,} unique "
+                                                     f"(x{tok['multiplier']}), phase x domain"))
+    ds = MixtureDataset(store, mix.name, seq_len=256)
+    first = next(iter(ds))
+    console.print(f"curate.MixtureDataset streams it: {ds.total_windows:,} windows of 256+1 byte tokens; the first starts "
+                  f"{bytes(int(t) for t in first[:60] if int(t) < 256).decode('utf-8', 'replace')!r}…")
+    console.print(f"report with plots: {mix.store.uri_of(mix.dir, 'report.md')} (domain_share.png, tokens.png)")
     console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/domain_quality.sql")
 
 

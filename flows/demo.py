@@ -10,10 +10,12 @@ from prefect import flow
 
 from curate.embedded import ingest_embedded
 from curate.store import Store
+from flows.mixture import build_mixture_flow
 from flows.score import score_flow
 from flows.train_domain import train_domain_flow
 
 DEMO_SCORERS = ["heuristics", "langid", "domain"]
+DEMO_MIXTURE = Path(__file__).resolve().parent.parent / "examples" / "mixtures" / "demo.yaml"
 
 
 @flow(name="demo", log_prints=True)
@@ -27,4 +29,5 @@ def demo_flow(store: str, fresh: bool = False, scorers: list[str] | None = None,
     # the domain model learns from the pool only; the held-out split measures it honestly later
     card = train_domain_flow(store, labels_sql="SELECT doc_id, text, domain AS label FROM docs WHERE corpus = 'demo'")
     reports = score_flow(store, scorers or DEMO_SCORERS, workers=workers, progress=progress)
-    return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "scoring": reports}
+    mixture = build_mixture_flow(store, str(DEMO_MIXTURE))
+    return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "scoring": reports, "mixture": mixture}

@@ -1,0 +1,67 @@
+"""``curate mix``: plan, build and show token-budgeted mixtures (a thin face over curate.mixture)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate.cli_common import StoreOpt, console, friendly
+
+mix_app = typer.Typer(help="Plan, build and inspect token-budgeted mixtures.", no_args_is_help=True)
+SpecArg = Annotated[Path, typer.Argument(help="Mixture spec (YAML).")]
+
+
+def _table(rows: list[dict], title: str) -> None:
+    from curate.render import rows_table
+
+    console.print(rows_table(rows, title=title))
+
+
+@mix_app.command("plan")
+@friendly
+def plan(spec: SpecArg, store: StoreOpt = Path("store")) -> None:
+    """Dry run: print the phase x domain token table and any shortfall; writes nothing."""
+    from curate.mixture import load_spec, plan_mixture
+    from curate.mixture.plan import shortfall_message
+
+    sp = load_spec(spec)
+    p = plan_mixture(store, sp)
+    keys = ("phase", "domain", "weight", "target", "tokens", "docs", "occurrences", "max_epoch",
+            "supply_tokens", "capacity", "shortfall")
+    _table([{k: c[k] for k in keys} for c in p.table()], f"{sp.name}: plan (spec {sp.spec_hash()})")
+    console.print(f"planned {p.tokens:,} of {sp.tokens:,} tokens")
+    if p.shortfalls:
+        console.print(f"[bold yellow]{shortfall_message(sp, p.shortfalls)}[/]")
+        raise typer.Exit(1)
+
+
+@mix_app.command("build")
+@friendly
+def build(
+    spec: SpecArg,
+    store: StoreOpt = Path("store"),
+    allow_short: Annotated[bool, typer.Option("--allow-short", help="Build even when supply is short (recorded).")] = False,
+) -> None:
+    """Plan and write mixtures/<name>/: ordered Parquet parts, plan.parquet, manifest.json, report."""
+    from curate.mixture import build_mixture
+
+    m = build_mixture(store, spec, allow_short=allow_short)
+    t = m.data["tokens"]
+    console.print(f"[bold]{m.name}[/]: {t['planned']:,} tokens ({t['unique']:,} unique, x{t['multiplier']}) "
+                  f"in {m.data['rows']:,} document uses, {len(m.parts)} part(s) -> {m.store.uri_of(m.dir)}")
+    for s in m.data["shortfalls"]:
+        console.print(f"[yellow]short[/] {s['phase']}/{s['domain']}: {s['shortfall']:,} of {s['target']:,}")
+
+
+@mix_app.command("show")
+@friendly
+def show(name: Annotated[str, typer.Argument(help="Mixture name.")], store: StoreOpt = Path("store")) -> None:
+    """Print a built mixture's phase x domain table and where its report is."""
+    from curate.mixture import MixtureManifest
+    from curate.mixture.report import table_rows
+
+    m = MixtureManifest.load(store, name)
+    _table(table_rows(m), f"{name} (spec {m.data['spec_hash']}, fingerprint {m.fingerprint})")
+    console.print(f"report: {m.store.uri_of(m.dir, 'report.md')}")

@@ -1,0 +1,261 @@
+"""Building a mixture: plan, then stream the texts into ordered Parquet shards plus a manifest.
+
+Output, under ``mixtures/<name>/``::
+
+    part-00000.parquet   position, phase, domain, doc_id, epoch, n_tokens, text (training order)
+    plan.parquet         the same rows without text (every use of every document)
+    manifest.json        spec + hash, store fingerprint, phase x domain table, shortfalls, parts
+    report.md, *.png     the report (see curate.mixture.report)
+
+Same spec + same store = byte-identical files: nothing time- or host-dependent
+is written, and row groups are cut at fixed row counts whatever batches DuckDB
+hands over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.errors import CurateError
+from curate.mixture.plan import Plan, ShortfallError, plan_mixture, shortfall_message
+from curate.mixture.spec import MixtureSpec, load_spec
+from curate.store import Store
+
+MANIFEST_FORMAT = 1
+PLAN_SCHEMA = pa.schema([
+    pa.field("position", pa.int64(), nullable=False),
+    pa.field("phase", pa.string(), nullable=False),
+    pa.field("domain", pa.string(), nullable=False),
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("n_tokens", pa.int64(), nullable=False),
+])
+PART_SCHEMA = PLAN_SCHEMA.append(pa.field("text", pa.large_string(), nullable=False))
+ROW_GROUP_ROWS = 2048
+PART_TOKENS = 64 << 20  # tokens per output shard (bytes tokenizer: ~64 MB of text)
+
+
+@dataclass(frozen=True)
+class MixtureManifest:
+    """What ``build_mixture`` wrote; ``data`` is the parsed ``manifest.json``."""
+
+    store: Store
+    name: str
+    data: dict[str, Any]
+
+    @property
+    def dir(self) -> str:
+        return self.store.mixtures_dir(self.name)
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        return self.data["parts"]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.data["fingerprint"]
+
+    @classmethod
+    def load(cls, store: Store | str, name: str) -> MixtureManifest:
+        st = store if isinstance(store, Store) else Store.open(store)
+        data = st.read_json(f"{st.mixtures_dir(name)}/manifest.json")
+        if data is None:
+            raise CurateError(f"no mixture {name!r} in store {st.uri!r}: build it with `curate mix build SPEC`")
+        return cls(st, name, data)
+
+
+def store_fingerprint(store: Store) -> dict[str, str]:
+    """Per corpus and feature table, a hash of its committed files (names and sizes)."""
+    out = {}
+    for kind, names in (("shards", store.corpora()), ("features", store.feature_tables())):
+        for n in names:
+            h = hashlib.sha256()
+            for rel in store.list_files(f"{kind}/{n}"):
+                h.update(f"{rel}\0{store.size(rel)}\n".encode())
+            out[f"{kind}/{n}"] = h.hexdigest()[:16]
+    return out
+
+
+class _PartWriter:
+    """Writes rows into fixed-size row groups, so output bytes never depend on input batching."""
+
+    def __init__(self, store: Store, rel: str, schema: pa.Schema) -> None:
+        self._ctx = store.atomic_output(rel)
+        self._writer = pq.ParquetWriter(self._ctx.__enter__(), schema, compression="zstd",
+                                        write_statistics=True, use_dictionary=["phase", "domain"])
+        self._pending: list[pa.Table] = []
+        self._n = 0
+        self.rows = 0
+        self.tokens = 0
+
+    def write(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._n += table.num_rows
+        self.rows += table.num_rows
+        self.tokens += int(pa.compute.sum(table.column("n_tokens")).as_py() or 0)
+        if self._n >= ROW_GROUP_ROWS:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        t = pa.concat_tables(self._pending) if self._pending else None
+        self._pending, self._n = [], 0
+        if t is None:
+            return
+        full = (t.num_rows // ROW_GROUP_ROWS) * ROW_GROUP_ROWS if not final else t.num_rows
+        for start in range(0, full, ROW_GROUP_ROWS):
+            self._writer.write_table(t.slice(start, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+        if full < t.num_rows:
+            rest = t.slice(full)
+            self._pending, self._n = [rest], rest.num_rows
+
+    def close(self) -> None:
+        self._flush(final=True)
+        self._writer.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        self._writer.close()
+        self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _batches(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema) -> Iterator[pa.Table]:
+    """Stream a query as tables cast to ``schema`` (positions added in order)."""
+    reader = con.sql(sql).to_arrow_reader(ROW_GROUP_ROWS)  # streams: no full result in memory
+    position = 0
+    for batch in reader:
+        t = pa.Table.from_batches([batch])
+        t = t.add_column(0, "position", pa.array(np.arange(position, position + t.num_rows), pa.int64()))
+        position += t.num_rows
+        yield t.select(schema.names).cast(schema)
+
+
+def _write_plan(store: Store, base: str, plan: Plan) -> int:
+    w = _PartWriter(store, f"{base}/plan.parquet", PLAN_SCHEMA)
+    try:
+        for t in _batches(plan.con, plan.ordered_sql(), PLAN_SCHEMA):
+            w.write(t)
+    except BaseException as exc:
+        w.abort(exc)
+        raise
+    w.close()
+    return w.rows
+
+
+def _write_parts(store: Store, base: str, plan: Plan, part_tokens: int) -> list[dict[str, Any]]:
+    """Texts joined in training order, streamed (DuckDB spills its sort to disk when it must)."""
+    sql = (
+        "SELECT o.phase, o.domain, o.doc_id, o.epoch, o.n_tokens, d.text FROM plan_occ o "
+        "JOIN docs d USING (doc_id) ORDER BY o.phase_idx, o.order_key, o.doc_id, o.epoch"
+    )
+    parts: list[dict[str, Any]] = []
+    writer: _PartWriter | None = None
+    cum = 0
+    first_position = 0
+    try:
+        for t in _batches(plan.con, sql, PART_SCHEMA):
+            n = t.column("n_tokens").to_numpy()
+            before = cum + np.cumsum(n) - n  # tokens before each row: decides its shard
+            idx = before // part_tokens
+            cum += int(n.sum())
+            for k in np.unique(idx):
+                piece = t.filter(pa.array(idx == k))
+                if writer is None or len(parts) - 1 < k:
+                    if writer is not None:
+                        writer.close()
+                    name = Store.shard_name(len(parts))
+                    first_position = int(piece.column("position")[0].as_py())
+                    parts.append({"name": name, "first_position": first_position})
+                    writer = _PartWriter(store, f"{base}/{name}", PART_SCHEMA)
+                writer.write(piece)
+                parts[-1].update(rows=writer.rows, tokens=writer.tokens)
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort(exc)
+        raise
+    if writer is not None:
+        writer.close()
+    return parts
+
+
+def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], *, allow_short: bool = False,
+                  part_tokens: int = PART_TOKENS, report: bool = True) -> MixtureManifest:
+    """Plan and materialize ``spec`` into ``mixtures/<name>/``; refuse a short supply unless ``allow_short``."""
+    from curate.query import connect
+
+    st = store if isinstance(store, Store) else Store.open(store)
+    sp = spec if isinstance(spec, MixtureSpec) else load_spec(spec)
+    con = connect(st)
+    tmp = tempfile.mkdtemp(prefix="curate-mix-")
+    try:
+        con.execute("SET temp_directory = ?", [tmp])
+        con.execute("SET preserve_insertion_order = true")
+        plan = plan_mixture(st, sp, con=con)
+        if plan.shortfalls and not allow_short:
+            raise ShortfallError(shortfall_message(sp, plan.shortfalls))
+        base = st.mixtures_dir(sp.name)
+        for rel in st.list_files(base):  # a rebuild replaces every old shard
+            st.delete(rel)
+        rows = _write_plan(st, base, plan)
+        parts = _write_parts(st, base, plan, part_tokens)
+        # every document's first use is epoch 1 (epochs count uses over the whole mixture)
+        unique = int(con.execute("SELECT coalesce(sum(n_tokens), 0) FROM plan_occ WHERE epoch = 1").fetchone()[0])
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if sum(p["rows"] for p in parts) != rows:
+        raise CurateError(f"mixture {sp.name!r}: {rows} planned uses but {sum(p['rows'] for p in parts)} "
+                          "rows written: a document vanished from the store during the build")
+    data = _manifest(st, sp, plan, parts, rows, allow_short, unique)
+    st.write_json(f"{base}/manifest.json", data)
+    manifest = MixtureManifest(st, sp.name, data)
+    if report:
+        from curate.mixture.report import write_report
+
+        write_report(manifest)
+    return manifest
+
+
+def _manifest(st: Store, sp: MixtureSpec, plan: Plan, parts: list[dict[str, Any]], rows: int,
+              allow_short: bool, unique: int) -> dict[str, Any]:
+    phases = []
+    for p in sp.phases:
+        cells = [c for c in plan.cells if c.phase == p.name]
+        phases.append({
+            "name": p.name,
+            "fraction": p.fraction,
+            "target": sum(c.target for c in cells),
+            "tokens": sum(c.tokens for c in cells),
+            "domains": {c.domain: {k: v for k, v in c.__dict__.items() if k not in ("phase", "domain")}
+                        for c in cells},
+        })
+    data = {
+        "format": MANIFEST_FORMAT,
+        "name": sp.name,
+        "spec": sp.canonical(),
+        "spec_hash": sp.spec_hash(),
+        "store": store_fingerprint(st),
+        "duckdb": duckdb.__version__,  # the seeded hash comes from DuckDB: record which one
+        "tokenizer": sp.tokenizer,
+        "tokens": {"target": sp.tokens, "planned": plan.tokens, "unique": unique,
+                   # Muennighoff et al.: the repetition multiplier is what costs quality
+                   "multiplier": round(plan.tokens / unique, 4) if unique else None},
+        "rows": rows,
+        "phases": phases,
+        "allow_short": allow_short,
+        "shortfalls": [{"phase": c.phase, "domain": c.domain, "target": c.target, "capacity": c.capacity,
+                        "shortfall": c.shortfall} for c in plan.shortfalls],
+        "plan": "plan.parquet",
+        "parts": parts,
+    }
+    data["fingerprint"] = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()[:16]
+    return data

@@ -1,0 +1,21 @@
+"""The ``build-mixture`` flow: plan + materialize a mixture spec, publish its report as an artifact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from curate.mixture.build import build_mixture
+from curate.mixture.report import markdown
+
+
+@flow(name="build-mixture", log_prints=True)
+def build_mixture_flow(store: str, spec: str, allow_short: bool = False) -> dict[str, Any]:
+    """Build ``spec`` (a YAML path) over ``store``; refuses a short supply unless ``allow_short``."""
+    m = build_mixture(store, spec, allow_short=allow_short)
+    create_markdown_artifact(markdown(m), key="curate-mixture", description=f"mixture {m.name}")
+    t = m.data["tokens"]
+    print(f"mixture {m.name}: {t['planned']:,} tokens, {t['unique']:,} unique, {m.data['rows']:,} document uses")
+    return m.data

@@ -98,6 +98,7 @@ def test_cli_exit_code_and_artifact_name_the_failed_shard(poisoned_store, ray_lo
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     result = CliRunner().invoke(app, ["score", "--scorers", "failing", "--store", str(poisoned_store), "--retries", "0"])
     assert result.exit_code == 1
@@ -105,8 +106,9 @@ def test_cli_exit_code_and_artifact_name_the_failed_shard(poisoned_store, ray_lo
 
     async def latest_artifact() -> str:
         async with get_client() as client:
-            arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["curate-score"])))
-            return arts[-1].data
+            arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["curate-score"])),
+                                               sort=ArtifactSort.CREATED_DESC, limit=1)
+            return arts[0].data
 
     md = asyncio.run(latest_artifact())
     assert "part-00001" in md and "failed" in md

@@ -1,0 +1,200 @@
+"""`curate score` as a driver joining a real multi-process Ray cluster started with `ray start --head`.
+
+Everything Ray-side runs in subprocesses with their own session and temp dir, so the local Ray of the
+pytest process (``ray_local``) is neither joined nor disturbed: no ``ray stop``, no shared
+``/tmp/ray/ray_current_cluster``. The cluster uses token authentication with a token made here and
+handed to the head and to every driver through ``RAY_AUTH_TOKEN`` (``~/.ray/auth_token`` is not used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from curate import connect
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, n: int = 4000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.exists() else f"({path} missing)"
+
+
+def _ray_env(token: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token,
+               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    return env
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the whole process group (a SIGTERMed ``ray start --block`` takes ~15s to wind down)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+
+
+def _reap_by_cmdline(marker: str) -> list[int]:
+    """Kill any process still naming ``marker`` (the cluster's temp dir) in its command line."""
+    killed = []
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return killed
+    for d in proc_dir.iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(d.name), signal.SIGKILL)
+                killed.append(int(d.name))
+    return killed
+
+
+@dataclass
+class Cluster:
+    address: str
+    token: str
+    temp_dir: Path
+    log: Path
+
+
+@pytest.fixture
+def ray_cluster() -> Iterator[Cluster]:
+    """A one-node Ray cluster (head only, 2 CPUs) in its own process group; killed afterwards."""
+    # short temp dir: Ray puts unix sockets under it (108-byte path limit)
+    temp_dir = Path(tempfile.mkdtemp(prefix="curate-rc-", dir="/tmp"))
+    token = secrets.token_hex(32)
+    port = _free_port()
+    log = temp_dir / "head.log"
+    cmd = [
+        str(BIN / "ray"), "start", "--head", "--block",
+        "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+        "--include-dashboard", "false", "--temp-dir", str(temp_dir),
+        "--object-store-memory", str(256 << 20),
+        # fixed defaults (8265, 52365) would collide with any other Ray on this machine
+        "--dashboard-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
+    ]
+    with open(log, "wb") as out:
+        head = subprocess.Popen(cmd, cwd=temp_dir, env=_ray_env(token), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            if head.poll() is not None:
+                pytest.fail(f"ray start --head exited with {head.returncode}:\n{_tail(log)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"ray start --head not up after 180s:\n{_tail(log)}")
+            time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
+        yield Cluster(f"127.0.0.1:{port}", token, temp_dir, log)
+    finally:
+        _kill_group(head)
+        _reap_by_cmdline(str(temp_dir))
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+CLUSTER_STATE = """
+import json, sys
+import ray
+from ray._private import state
+ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
+print("STATE " + json.dumps({
+    "jobs": [{k: j.get(k) for k in ("JobID", "DriverPid", "Entrypoint", "IsDead")} for j in state.jobs()],
+    "actors": [{"class": a["ActorClassName"], "job": a["JobID"], "state": a["State"], "node": a["Address"]["NodeID"]}
+               for a in state.actors().values()],
+    "nodes": [n["NodeID"] for n in ray.nodes() if n["Alive"]],
+    "cpus": ray.cluster_resources().get("CPU"),
+}))
+"""
+
+
+def _cluster_state(cluster: Cluster, token: str) -> subprocess.CompletedProcess:
+    """Ask the cluster's GCS (no dashboard needed) for its jobs, actors and nodes, as a separate driver."""
+    return subprocess.run([sys.executable, "-c", CLUSTER_STATE, cluster.address], cwd=REPO, env=_ray_env(token),
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_curate_score_as_a_driver_of_a_ray_cluster(sharded_store, ray_cluster):
+    log = sharded_store.parent / "driver.log"
+    cmd = [str(BIN / "curate"), "score", "--scorers", "heuristics", "--store", str(sharded_store),
+           "--ray-address", ray_cluster.address]
+    with open(log, "wb") as out:
+        # own session: the driver's temporary Prefect server is reaped with it;
+        # own PREFECT_HOME: the run's history (artifacts...) stays out of the default Prefect database;
+        # its temporary server then migrates a fresh database, which on a loaded machine outlasts the 20s default
+        env = dict(_ray_env(ray_cluster.token), PREFECT_HOME=str(sharded_store.parent / "prefect-home"),
+                   PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
+        driver = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            rc = driver.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            rc = None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(driver.pid, signal.SIGKILL)
+    context = f"driver log:\n{_tail(log, 8000)}\nhead log:\n{_tail(ray_cluster.log, 2000)}"
+    assert rc == 0, f"curate score exited with {rc}\n{context}"
+
+    # every shard scored, exactly one feature row per document
+    features = sharded_store / "features" / "heuristics"
+    manifest = json.loads((features / "_manifest.json").read_text())
+    assert len(manifest["shards"]) == 6 and all(s["status"] == "done" for s in manifest["shards"].values())
+    assert len(list(features.glob("*.parquet"))) == 6
+    con = connect(sharded_store)
+    docs = con.execute("SELECT count(*) FROM docs").fetchone()[0]
+    rows, distinct = con.execute("SELECT count(*), count(DISTINCT doc_id) FROM heuristics").fetchone()
+    assert rows == distinct == docs == 300
+    assert con.execute("SELECT count(*) FROM docs ANTI JOIN heuristics USING (doc_id)").fetchone()[0] == 0
+
+    # the work ran on the cluster: its GCS has the curate driver's job and that job's scorer actors
+    probe = _cluster_state(ray_cluster, ray_cluster.token)
+    assert probe.returncode == 0, probe.stdout[-2000:] + probe.stderr[-4000:]
+    state = json.loads(next(line for line in probe.stdout.splitlines() if line.startswith("STATE "))[6:])
+    assert state["cpus"] == 2 and len(state["nodes"]) == 1
+    jobs = [j for j in state["jobs"] if j["DriverPid"] == driver.pid]
+    assert len(jobs) == 1, f"no job of driver pid {driver.pid} in {state['jobs']}\n{context}"
+    assert "curate" in jobs[0]["Entrypoint"] and jobs[0]["IsDead"]
+    actors = [a for a in state["actors"] if a["job"] == jobs[0]["JobID"]]
+    # one actor per cluster CPU (2, for 6 shards), all on the head node, all released when done
+    assert [a["class"].rsplit(".", 1)[-1] for a in actors] == ["ScorerActor"] * 2, actors
+    assert {a["node"] for a in actors} == set(state["nodes"])
+    assert {a["state"] for a in actors} == {"DEAD"}
+
+    # and the cluster really checks the token: the same GCS handshake with another token is refused
+    handshake = "import sys\nfrom ray._raylet import GcsClient\nGcsClient(address=sys.argv[1])\nprint('CONNECTED')\n"
+    ok, bad = (subprocess.run([sys.executable, "-c", handshake, ray_cluster.address], cwd=REPO, env=_ray_env(t),
+                              capture_output=True, text=True, timeout=120, check=False)
+               for t in (ray_cluster.token, secrets.token_hex(32)))
+    assert ok.returncode == 0 and "CONNECTED" in ok.stdout, ok.stderr[-3000:]
+    assert bad.returncode != 0 and "CONNECTED" not in bad.stdout
+    assert "AuthenticationError" in bad.stderr and "InvalidAuthToken" in bad.stderr, bad.stderr[-3000:]

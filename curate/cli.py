@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from curate.cli_common import StoreOpt, console, err, friendly
+from curate.cli_lm import register as register_lm
 from curate.cli_mix import mix_app
 from curate.errors import CurateError
 
@@ -217,6 +218,7 @@ def train_domain_cmd(
 
 
 app.add_typer(mix_app, name="mix")
+register_lm(app)  # curate train-lm
 
 flows_app = typer.Typer(help="Prefect deployments: serve them here with cron schedules, or deploy to a work pool.",
                         no_args_is_help=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from curate.errors import ConfigError
+from curate.lm.load import store_lm_path
 from curate.store import Store
 from scorers.base import Scorer
 from scorers.registry import get_scorer
@@ -25,5 +26,7 @@ def build_scorers(store: Store, names: list[str], settings: dict[str, dict[str, 
             from scorers.domain import model_path
 
             cfg["model_path"] = model_path(store, cfg.pop("model", "domain"))
+        elif name == "perplexity" and "model_path" not in cfg:
+            cfg["model_path"] = store_lm_path(store, cfg.pop("model", "tiny-lm"))
         out.append(get_scorer(name, **cfg))
     return out

@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "langid": "scorers.langid:LangIdScorer",
     "domain": "scorers.domain:DomainScorer",
     "fasttext": "scorers.fasttext:FastTextScorer",
+    "perplexity": "scorers.perplexity:PerplexityScorer",
 }
 
 

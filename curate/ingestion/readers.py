@@ -27,6 +27,7 @@ from curate.ingestion.schema import Reason
 
 CHUNK_BYTES = 8 << 20  # JSON bytes handed to pyarrow per block
 READ_BYTES = 4 << 20
+PARSE_BLOCK = 1 << 20  # pyarrow JSON block: parsed in parallel; also the fast path's longest line
 BATCH_ROWS = 8192
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -261,7 +262,7 @@ def _read_jsonl(inp: Input, ctx: ReadContext, skip: int) -> Iterator[Piece]:
                 chunk = b"\n".join(chunk.split(b"\n")[skip - first_line + 1 :])
                 first_line = skip + 1
             q = ctx.quarantine(inp)
-            table, records = _parse_chunk(chunk, first_line, ctx.fields, q)
+            table, records = _parse_chunk(chunk, first_line, ctx.fields, q, end - first_line + 1)
             yield from _split_piece(table, q, first_line - 1, end, records, ctx, inp)
             position = end
 
@@ -301,16 +302,18 @@ class _Prepend:
         return self._stream.read(n)
 
 
-def _parse_chunk(chunk: bytes, first_line: int, fields: FieldMap, q: Quarantine) -> tuple[pa.Table, int]:
+def _parse_chunk(chunk: bytes, first_line: int, fields: FieldMap, q: Quarantine,
+                 lines_in_chunk: int) -> tuple[pa.Table, int]:
     """Fast path: pyarrow parses the whole block; on any doubt, parse line by line for exact reasons.
 
     Returns the normalized table and the number of records (non-blank lines) read.
     """
-    lines_in_chunk = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
     try:
+        # 1 MB blocks let pyarrow parse on every core; a longer line fails the block and
+        # takes the exact per-line path below
         table = pajson.read_json(
             pa.py_buffer(chunk),
-            read_options=pajson.ReadOptions(block_size=len(chunk) + 1, use_threads=True),
+            read_options=pajson.ReadOptions(block_size=min(len(chunk) + 1, PARSE_BLOCK), use_threads=True),
         )
         table.validate(full=True)  # pyarrow's JSON parser does not check UTF-8; this does (SIMD-fast)
         if table.num_rows == lines_in_chunk:  # no blank lines, so row i is line first_line + i

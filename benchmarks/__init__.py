@@ -1,0 +1,1 @@
+"""curate benchmark suite: ``python -m benchmarks`` (see README.md)."""

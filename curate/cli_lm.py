@@ -1,0 +1,54 @@
+"""``curate train-lm``: train a tiny reference LM on the store (registered by ``curate.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate.cli_common import StoreOpt, console, friendly
+
+
+@friendly
+def train_lm_cmd(
+    store: StoreOpt = Path("store"),
+    name: Annotated[str, typer.Option(help="Model name: written to models/<name>/ (HF format + card.json).")] = "tiny-lm",
+    preset: Annotated[str, typer.Option(help="Model size: tiny (~0.9M params), small (~10M) or medium (~25M).")] = "tiny",
+    sql: Annotated[str | None, typer.Option(help="SQL with a `text` column selecting training documents "
+                                                 "(default: every corpus except 'heldout').")] = None,
+    eval_sql: Annotated[str | None, typer.Option(help="SQL for the held-out set (default: corpus 'heldout' if "
+                                                      "present, else a hashed 2% of the training SQL).")] = None,
+    tokens: Annotated[int | None, typer.Option(help="Training tokens (bytes); raise it for a stronger model. "
+                                                    "Default: the preset's (tiny 2M).")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Context length (also the scorer's window).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: the preset's).")] = None,
+    schedule: Annotated[str, typer.Option(help="cosine (warmup + cosine) or wsd (warmup-stable-decay).")] = "cosine",
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order (same seed, same weights).")] = 0,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (default: all cores).")] = None,
+    force: Annotated[bool, typer.Option(help="Retrain even if the same request already produced this model.")] = False,
+) -> None:
+    """Train a small Llama-style byte-level LM on documents in the store, offline on CPU.
+
+    The model lands in models/<name>/ in Hugging Face format with card.json (parameters, tokens
+    seen, held-out loss and bits per byte, seed, weights SHA-256). Score with it:
+    curate score --scorers perplexity --set perplexity.model=<name>
+    """
+    from curate.lm.train import DEFAULT_SQL, train_lm
+    from curate.render import rows_table
+
+    card = train_lm(str(store), name, config=preset, sql=sql or DEFAULT_SQL, eval_sql=eval_sql, tokens=tokens,
+                    seq_len=seq_len, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed, threads=threads,
+                    force=force)
+    console.print(rows_table([{
+        "model": card.name, "params": f"{card.params:,}", "tokens seen": f"{card.tokens_seen:,}",
+        "steps": card.steps, "held-out loss (nats/token)": card.heldout_loss,
+        "held-out bits/byte": card.heldout_bits_per_byte, "tokens/s": f"{card.tokens_per_second:,.0f}",
+        "wall s": card.wall_seconds,
+    }], title=f"models/{card.name}"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train-lm`` to the main app."""
+    app.command("train-lm")(train_lm_cmd)

@@ -1,0 +1,110 @@
+"""Load a causal LM from a local directory: a curate-trained model or any Hugging Face checkpoint.
+
+Nothing is ever downloaded: ``local_files_only`` is forced, so a typo in a
+path is an error here rather than a hub request.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.errors import ConfigError
+from curate.lm.tokenizer import Encoder, is_byte_model
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass
+class LoadedLM:
+    """A model in eval mode, the encoder for its tokenizer, and its context length."""
+
+    model: Any
+    encoder: Encoder
+    path: Path
+    context: int | None
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """The resolved directory, with a clear error when it holds no model."""
+    p = Path(path).expanduser().resolve()
+    if not (p / "config.json").is_file():
+        raise ConfigError(f"no causal LM at {str(path)!r}: expected a directory with config.json and weights "
+                          "(train one with `curate train-lm`, or give a local Hugging Face checkpoint)")
+    return p
+
+
+def model_context(path: str | Path) -> int | None:
+    """Positions the model was built for (``max_position_embeddings`` / ``n_positions``), read from config.json."""
+    cfg = json.loads((check_model_dir(path) / "config.json").read_text())
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len"):
+        if isinstance(cfg.get(key), int):
+            return cfg[key]
+    return None
+
+
+def weight_files(path: str | Path) -> list[Path]:
+    p = check_model_dir(path)
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES
+                   and not f.name.startswith("training_args"))
+    if not files:
+        raise ConfigError(f"{p} has a config.json but no weights ({', '.join(WEIGHT_SUFFIXES)})")
+    return files
+
+
+def weights_sha256(path: str | Path) -> str:
+    """One SHA-256 over the model's weight files (name + content each), cached per file state."""
+    h = hashlib.sha256()
+    for f in weight_files(path):
+        st = f.stat()
+        h.update(f.name.encode() + b"\0" + _file_sha256(str(f), st.st_mtime_ns, st.st_size).encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_causal_lm(path: str | Path, *, dtype: str = "float32") -> LoadedLM:
+    """Load ``path`` (a directory) for inference; ``dtype`` is float32 (default) or bfloat16.
+
+    Curate's byte models use the numpy byte encoder; any other checkpoint uses its own
+    tokenizer via ``AutoTokenizer``, falling back to the byte tokenizer when it has none.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    p = check_model_dir(path)
+    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=getattr(torch, dtype), local_files_only=True)
+    model.eval()
+    if is_byte_model(p):
+        encoder = Encoder(None)
+    else:
+        try:
+            encoder = Encoder(AutoTokenizer.from_pretrained(str(p), local_files_only=True))
+        except (OSError, ValueError):
+            encoder = Encoder(None)
+    return LoadedLM(model, encoder, p, model_context(p))
+
+
+def store_lm_path(store: Any, name: str) -> str:
+    """Local path of ``models/<name>/`` in a store, with a clear error when no LM was trained there."""
+    rel = store.models_dir(name)
+    if not store.exists(f"{rel}/config.json"):
+        raise ConfigError(f"no reference LM {name!r} in the store: run `curate train-lm --store {store.uri} "
+                          f"--name {name}` first, or set model_path to a local checkpoint")
+    if not store.is_local:
+        raise ConfigError("reference LMs must live in a local store for now (transformers loads a local path)")
+    return store.path(rel)

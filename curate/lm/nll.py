@@ -1,0 +1,71 @@
+"""Per-token losses of a causal LM on padded batches: the shared core of perplexity, EL2N and eval.
+
+Only the positions that are scored go through the output head (a 49k-token
+vocabulary times every padded position would not fit in memory), in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from curate.lm.windows import Batch
+
+HEAD_CHUNK = 2048  # scored positions per output-head call: bounds logits memory to chunk x vocab
+
+
+@dataclass
+class TargetLogits:
+    """Logits (float32) for one chunk of scored positions, their target ids, and the batch row of each."""
+
+    logits: torch.Tensor  # (T, V)
+    targets: torch.Tensor  # (T,)
+    rows: torch.Tensor  # (T,)
+
+
+def _positions(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(row, position) of every logit that predicts a scored token: the last n_targets of each row."""
+    rows = np.repeat(np.arange(len(batch.lengths)), batch.n_targets)
+    # the logit at position p predicts token p + 1
+    ends = np.cumsum(batch.n_targets)
+    offset = np.arange(int(ends[-1])) - np.repeat(ends - batch.n_targets, batch.n_targets)
+    pos = np.repeat(batch.lengths - batch.n_targets - 1, batch.n_targets) + offset
+    return rows, pos
+
+
+def _uses_plain_head(model: torch.nn.Module) -> bool:
+    """True when logits = output_embeddings(last hidden state); else fall back to the full forward."""
+    cfg = model.config
+    return (model.get_output_embeddings() is not None and not getattr(cfg, "final_logit_softcapping", None)
+            and getattr(cfg, "logit_scale", None) in (None, 1.0))
+
+
+def target_logits(model: torch.nn.Module, batch: Batch) -> Iterator[TargetLogits]:
+    """Logits at the scored positions of ``batch``, chunked. Call under ``torch.inference_mode`` or with grad."""
+    ids = torch.from_numpy(batch.ids)
+    mask = torch.from_numpy(np.arange(ids.shape[1])[None, :] < batch.lengths[:, None]).long()
+    rows_np, pos_np = _positions(batch)
+    rows, pos = torch.from_numpy(rows_np), torch.from_numpy(pos_np)
+    targets = ids[rows, pos + 1]
+    if _uses_plain_head(model):
+        hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+        head = model.get_output_embeddings()
+        for lo in range(0, len(rows), HEAD_CHUNK):
+            sl = slice(lo, lo + HEAD_CHUNK)
+            yield TargetLogits(head(hidden[rows[sl], pos[sl]]).float(), targets[sl], rows[sl])
+    else:
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        yield TargetLogits(logits[rows, pos].float(), targets, rows)
+
+
+def batch_nll(model: torch.nn.Module, batch: Batch) -> np.ndarray:
+    """Summed NLL in nats of each row's scored tokens, float64, shape (B,)."""
+    out = torch.zeros(len(batch.lengths), dtype=torch.float64)
+    for chunk in target_logits(model, batch):
+        nll = F.cross_entropy(chunk.logits, chunk.targets, reduction="none")
+        out.index_add_(0, chunk.rows, nll.double())
+    return out.numpy()

@@ -1,0 +1,261 @@
+"""``train_lm``: a tiny Llama-style reference LM trained on the store, saved under ``models/<name>/``.
+
+Byte-level tokenizer, fixed seed, AdamW with warmup + cosine (or warmup-stable-decay),
+a plain torch loop on CPU threads, token batches streamed from DuckDB. The model is
+saved in Hugging Face format (``save_pretrained`` + tokenizer) with ``card.json``:
+parameters, tokens seen, held-out loss and bits per byte, seed, config, wall time and
+the SHA-256 of the weights. The same request on the same data gives the same weights.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curate.errors import ConfigError
+from curate.store import Store
+
+DEFAULT_SQL = "SELECT text FROM docs WHERE corpus <> 'heldout'"
+HELDOUT_SQL = "SELECT text FROM docs WHERE corpus = 'heldout'"
+CARD_FILE = "card.json"
+SPLIT_MOD = 50  # without a held-out corpus, 1 in 50 documents (2%, by text hash) is held out
+
+#: Llama shapes (byte vocabulary, tied embeddings) plus training defaults sized for 2 CPU cores.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"model": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
+                       "intermediate_size": 384},
+             "train": {"seq_len": 256, "batch_size": 16, "tokens": 2_000_000, "lr": 3e-3}},
+    "small": {"model": {"hidden_size": 320, "num_hidden_layers": 8, "num_attention_heads": 5,
+                        "intermediate_size": 864},
+              "train": {"seq_len": 256, "batch_size": 16, "tokens": 1_000_000, "lr": 1.5e-3}},
+    "medium": {"model": {"hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8,
+                         "intermediate_size": 1376},
+               "train": {"seq_len": 256, "batch_size": 16, "tokens": 1_000_000, "lr": 1e-3}},
+}
+
+
+@dataclass
+class LMCard:
+    """What a reference LM is, what it saw, and how well it does on held-out text."""
+
+    name: str
+    params: int
+    tokens_seen: int
+    steps: int
+    heldout_loss: float  # mean nats per token, scored like the perplexity scorer does
+    heldout_bits_per_byte: float
+    heldout_docs: int
+    heldout_tokens: int
+    train_loss: float  # mean of the last 10% of steps
+    seed: int
+    preset: str | None
+    config: dict[str, Any]
+    training: dict[str, Any]
+    tokenizer: str
+    weights_sha256: str
+    wall_seconds: float
+    tokens_per_second: float
+    threads: int
+    created: str
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def _model_config(config: str | dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+    """(preset name, model shape, training defaults) from a preset name or an explicit dict."""
+    if isinstance(config, str):
+        if config not in PRESETS:
+            raise ConfigError(f"unknown LM preset {config!r}: choose one of {', '.join(PRESETS)} or pass a dict")
+        return config, dict(PRESETS[config]["model"]), dict(PRESETS[config]["train"])
+    return None, dict(config), dict(PRESETS["tiny"]["train"])
+
+
+def build_model(shape: dict[str, Any], seq_len: int, seed: int) -> Any:
+    """A freshly initialised LlamaForCausalLM over the byte vocabulary (seeded)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from curate.lm.tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
+
+    cfg = LlamaConfig(vocab_size=VOCAB_SIZE, max_position_embeddings=seq_len, tie_word_embeddings=True,
+                      bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID, rope_theta=10000.0,
+                      attention_dropout=0.0, **shape)
+    cfg.num_key_value_heads = shape.get("num_key_value_heads", cfg.num_attention_heads)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg)
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int, schedule: str, min_ratio: float = 0.1) -> float:
+    """Learning rate at ``step``: linear warmup, then cosine to ``min_ratio`` or WSD (flat, last 20% linear decay)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    if schedule == "cosine":
+        t = (step - warmup) / max(1, steps - warmup)
+        return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+    decay_start = int(steps * 0.8)
+    if step < decay_start:
+        return lr
+    t = (step - decay_start) / max(1, steps - decay_start)
+    return lr * (1 - (1 - min_ratio) * t)
+
+
+def _split_sql(st: Store, sql: str, eval_sql: str | None) -> tuple[str, str, str]:
+    """(train SQL, eval SQL, how the held-out set was chosen)."""
+    if eval_sql:
+        return sql, eval_sql, "eval_sql"
+    if "heldout" in st.corpora() and sql == DEFAULT_SQL:
+        return sql, HELDOUT_SQL, "corpus 'heldout'"
+    key = f"hash(text || '#split') % {SPLIT_MOD}"
+    return (f"SELECT text FROM ({sql}) AS t WHERE {key} <> 0",
+            f"SELECT text FROM ({sql}) AS t WHERE {key} = 0", f"hashed 1/{SPLIT_MOD} of the training SQL")
+
+
+def _same_request(old: dict[str, Any] | None, preset: str | None, shape: dict[str, Any], training: dict[str, Any],
+                  seed: int) -> bool:
+    return bool(old) and old.get("config", {}).get("shape") == shape and old.get("preset") == preset \
+        and old.get("training") == training and old.get("seed") == seed
+
+
+def train_lm(
+    store: Store | str,
+    name: str,
+    *,
+    config: str | dict[str, Any] = "tiny",
+    sql: str = DEFAULT_SQL,
+    eval_sql: str | None = None,
+    tokens: int | None = None,
+    seq_len: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    schedule: str = "cosine",
+    warmup: int | None = None,
+    weight_decay: float = 0.1,
+    seed: int = 0,
+    eval_tokens: int = 65_536,
+    threads: int | None = None,
+    force: bool = False,
+    progress: bool | None = None,
+) -> LMCard:
+    """Train a reference LM on ``sql`` (a query with a ``text`` column) and save it as ``models/<name>/``.
+
+    ``config`` is a preset (``tiny`` ~1M params, ``small`` ~10M, ``medium`` ~25M) or a dict of
+    ``LlamaConfig`` shape fields. ``tokens``/``seq_len``/``batch_size``/``lr`` default to the preset's.
+    The held-out set is ``eval_sql``, else corpus ``heldout`` (with the default SQL), else a hashed
+    2% of the training SQL. A model already trained by the same request is returned unless ``force``.
+    """
+    import torch
+
+    from curate.lm.data import token_rows
+    from curate.lm.load import weights_sha256
+    from curate.lm.tokenizer import Encoder
+    from curate.progress import progress as progress_bar
+    from curate.query import connect
+
+    st = store if isinstance(store, Store) else Store.open(store)
+    model_dir = st.models_dir(name)
+    if schedule not in ("cosine", "wsd"):
+        raise ConfigError(f"schedule must be 'cosine' or 'wsd', got {schedule!r}")
+    preset, shape, defaults = _model_config(config)
+    seq_len = seq_len or defaults["seq_len"]
+    batch_size = batch_size or defaults["batch_size"]
+    tokens = tokens or defaults["tokens"]
+    lr = lr or defaults["lr"]
+    steps = max(1, tokens // (seq_len * batch_size))
+    warmup = warmup if warmup is not None else min(200, max(1, steps // 20))
+    train_sql, held_sql, held_how = _split_sql(st, sql, eval_sql)
+    training = {"sql": sql, "train_sql": train_sql, "eval_sql": held_sql, "heldout": held_how, "tokens": tokens,
+                "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "schedule": schedule, "warmup": warmup,
+                "weight_decay": weight_decay, "optimizer": "AdamW(0.9, 0.95), clip 1.0", "eval_tokens": eval_tokens}
+    old = st.read_json(f"{model_dir}/{CARD_FILE}")
+    if not force and _same_request(old, preset, shape, training, seed) and st.is_local:
+        try:
+            if weights_sha256(st.path(model_dir)) == old["weights_sha256"]:
+                return LMCard(**old)
+        except ConfigError:
+            pass
+
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    model = build_model(shape, seq_len, seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8)
+    con = connect(st)
+    encoder = Encoder(None)
+    rows = token_rows(con, train_sql, encoder, seq_len=seq_len, batch_size=batch_size, seed=seed)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    model.train()
+    with progress_bar(f"train-lm {name}", total=steps * seq_len * batch_size, unit="tokens",
+                      enabled=progress) as advance:
+        for step in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, steps, lr, warmup, schedule)
+            x = torch.from_numpy(next(rows))
+            loss = model(input_ids=x, labels=x).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            advance(x.numel())
+    train_seconds = time.perf_counter() - t0
+    rows.close()  # releases the DuckDB stream before the held-out query reuses the connection
+    model.eval()
+    held = _evaluate(con, held_sql, model, encoder, seq_len, eval_tokens)
+    wall = time.perf_counter() - t0
+    tail = losses[-max(1, len(losses) // 10):]
+    import transformers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _save(model, Path(tmp))
+        card = LMCard(
+            name=name, params=n_params, tokens_seen=steps * seq_len * batch_size, steps=steps,
+            heldout_loss=round(held["loss"], 6), heldout_bits_per_byte=round(held["bpb"], 6),
+            heldout_docs=held["docs"], heldout_tokens=held["tokens"], train_loss=round(sum(tail) / len(tail), 6),
+            seed=seed, preset=preset, config={"architecture": "LlamaForCausalLM", "shape": shape,
+                                              "vocab_size": model.config.vocab_size},
+            training=training, tokenizer="bytes", weights_sha256=weights_sha256(tmp), wall_seconds=round(wall, 2),
+            tokens_per_second=round(steps * seq_len * batch_size / train_seconds, 1), threads=threads,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            versions={"torch": torch.__version__, "transformers": transformers.__version__},
+        )
+        for f in sorted(Path(tmp).iterdir()):
+            st.write_bytes(f"{model_dir}/{f.name}", f.read_bytes())
+    st.write_json(f"{model_dir}/{CARD_FILE}", asdict(card))  # written last: a card means a complete model
+    return card
+
+
+def _save(model: Any, directory: Path) -> None:
+    from curate.lm.tokenizer import save_byte_tokenizer
+
+    model.save_pretrained(str(directory), safe_serialization=True)
+    save_byte_tokenizer(directory)
+
+
+def _evaluate(con: Any, sql: str, model: Any, encoder: Any, seq_len: int, eval_tokens: int) -> dict[str, Any]:
+    """Held-out loss and bits per byte, scored exactly as the perplexity scorer scores documents."""
+    from curate.lm.data import ordered_texts
+    from curate.lm.load import LoadedLM
+    from curate.lm.score import score_texts
+
+    texts, budget = [], 0
+    per_doc = seq_len * 4  # cap each document so the held-out set spans many documents
+    for text in ordered_texts(con, sql, seed=0):
+        texts.append(text)
+        budget += min(len(text), per_doc)
+        if budget >= eval_tokens:
+            break
+    if not texts:
+        raise ConfigError(f"the held-out SQL returned no text: {sql}")
+    lm = LoadedLM(model, encoder, Path("."), seq_len)
+    res = score_texts(lm, texts, max_tokens=per_doc, window=seq_len, stride=seq_len // 2, batch_tokens=16384)
+    nll, n, nb = float(res.nll_sum.sum()), int(res.n_tokens.sum()), int(res.n_bytes.sum())
+    return {"loss": nll / max(n, 1), "bpb": nll / math.log(2) / max(nb, 1), "docs": len(texts), "tokens": n}

@@ -1,0 +1,108 @@
+"""Reference LMs trained here: card, files, determinism, reuse, loading, presets and schedules."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from curate import ingest
+from curate.errors import ConfigError
+from curate.lm.load import load_causal_lm, weights_sha256
+from curate.lm.tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, byte_tokenizer, is_byte_model
+from curate.lm.train import PRESETS, build_model, lr_at, train_lm
+from curate.store import Store
+
+SHAPE = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+ARGS = {"config": SHAPE, "tokens": 16_384, "seq_len": 64, "batch_size": 8, "lr": 3e-3, "threads": 1,
+        "progress": False}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, real_docs):
+    tmp = tmp_path_factory.mktemp("lm")
+    path = tmp / "d.jsonl"
+    path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"], "domain": d["domain"]}) + "\n"
+                            for d in real_docs))
+    ingest([path], tmp / "store", "c", shard_rows=80, progress=False)
+    return Store.open(tmp / "store")
+
+
+@pytest.fixture(scope="module")
+def card(store):
+    return train_lm(store, "a", **ARGS)
+
+
+def test_card_and_files(store, card):
+    d = store.path("models/a")
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "card.json", "curate_tokenizer.json"):
+        assert store.exists(f"models/a/{f}"), f
+    assert card.steps == 16_384 // (64 * 8) and card.tokens_seen == card.steps * 64 * 8
+    assert 10_000 < card.params < 30_000
+    # trained a little: better than uniform over the vocabulary, and a finite bits-per-byte
+    assert 0 < card.heldout_loss < math.log(VOCAB_SIZE) and 0 < card.heldout_bits_per_byte < 8.5
+    assert card.heldout_docs > 0 and card.training["heldout"].startswith("hashed")
+    assert card.weights_sha256 == weights_sha256(d) and card.tokenizer == "bytes"
+    assert store.read_json("models/a/card.json")["heldout_loss"] == card.heldout_loss
+
+
+def test_same_seed_same_weights_and_loss(store, card):
+    again = train_lm(store, "b", **ARGS)
+    assert again.weights_sha256 == card.weights_sha256 and again.heldout_loss == card.heldout_loss
+    other = train_lm(store, "c", **{**ARGS, "seed": 1})
+    assert other.weights_sha256 != card.weights_sha256
+
+
+def test_same_request_is_reused_unless_forced(store, card):
+    assert train_lm(store, "a", **ARGS).created == card.created
+    assert train_lm(store, "a", **ARGS, force=True).weights_sha256 == card.weights_sha256
+
+
+def test_loads_as_a_hugging_face_checkpoint(store, card):
+    from transformers import AutoTokenizer
+
+    d = store.path("models/a")
+    assert is_byte_model(d)
+    tok = AutoTokenizer.from_pretrained(d, local_files_only=True)
+    text = "naïve café\n\tend"
+    assert tok(text, add_special_tokens=False)["input_ids"] == list(text.encode())
+    assert tok.decode(list(text.encode())) == text
+    assert (tok.bos_token_id, tok.eos_token_id) == (BOS_ID, EOS_ID)
+    lm = load_causal_lm(d)
+    assert lm.encoder.is_bytes and lm.context == 64 and not lm.model.training
+    assert next(load_causal_lm(d, dtype="bfloat16").model.parameters()).dtype.is_floating_point
+    with pytest.raises(ConfigError):
+        load_causal_lm(d, dtype="float16")
+
+
+def test_held_out_corpus_and_bad_requests(store):
+    with pytest.raises(ConfigError, match="preset"):
+        train_lm(store, "x", config="huge")
+    with pytest.raises(ConfigError, match="schedule"):
+        train_lm(store, "x", config=SHAPE, schedule="linear")
+    with pytest.raises(ConfigError, match="no text"):
+        train_lm(store, "x", **{**ARGS, "tokens": 512}, eval_sql="SELECT text FROM docs WHERE false")
+
+
+def test_presets_span_1m_to_30m_parameters():
+    sizes = {}
+    for name, p in PRESETS.items():
+        model = build_model(p["model"], p["train"]["seq_len"], 0)
+        sizes[name] = sum(x.numel() for x in model.parameters())
+    assert 0.7e6 < sizes["tiny"] < 1.3e6 and 8e6 < sizes["small"] < 12e6 and 20e6 < sizes["medium"] < 30e6
+
+
+def test_schedules():
+    steps, lr = 100, 1.0
+    cos = [lr_at(s, steps, lr, 10, "cosine") for s in range(steps)]
+    assert cos[0] == pytest.approx(0.1) and cos[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(cos[10:], cos[11:])) and cos[-1] == pytest.approx(0.1, abs=0.01)
+    wsd = [lr_at(s, steps, lr, 10, "wsd") for s in range(steps)]
+    assert wsd[10:80] == [1.0] * 70 and wsd[-1] == pytest.approx(0.1, abs=0.05)
+
+
+def test_byte_tokenizer_vocabulary():
+    tok = byte_tokenizer()
+    assert len(tok) == VOCAB_SIZE
+    assert tok("\x00\xff", add_special_tokens=False)["input_ids"] == list("\x00\xff".encode())

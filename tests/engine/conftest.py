@@ -10,8 +10,9 @@ from curate import ingest
 from curate.ingestion import FieldMap
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
+    # module scope: forked DataLoader workers in later test folders crash in a process that holds Ray
     from curate.execute import init_ray
 
     ray = init_ray(num_cpus=2)

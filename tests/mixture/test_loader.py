@@ -13,6 +13,10 @@ from curate.mixture import build_mixture, load_spec
 from curate.mixture.loader import EOS, LoaderStateError, MixtureDataset
 from tests.mixture._specs import spec_dict
 
+# spawn, not fork: this pytest process also ran Prefect flows and Ray (other test folders), and forked
+# children of such a process die at start; a training job that forks cleanly can keep the default
+MP = "spawn"
+
 SEQ = 255
 
 
@@ -59,7 +63,7 @@ def test_ranks_times_workers_partition_the_stream(mixture):
             for i in idx:
                 assert i not in seen
             seen.update({i: ref[i] for i in idx})
-        loader = DataLoader(ds, batch_size=None, num_workers=2)
+        loader = DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context=MP)
         got = as_lists(loader)
         expect = [ref[i] for k in range(2) for i in ds.windows_of(k, 2)]
         assert sorted(got) == sorted(expect)
@@ -79,24 +83,25 @@ def test_resume_in_process_yields_exactly_the_rest(mixture):
 
 def test_resume_through_a_dataloader_with_two_workers(mixture):
     ds = MixtureDataset(mixture, "l", SEQ, rank=1, world_size=2)
-    full = [b.tolist() for b in DataLoader(ds, batch_size=4, num_workers=2)]
+    full = [b.tolist() for b in DataLoader(ds, batch_size=4, num_workers=2, multiprocessing_context=MP)]
     n = 9  # batches consumed before the "crash"
     state = ds.state_after(batches=n, batch_size=4, num_workers=2)
     fresh = MixtureDataset(mixture, "l", SEQ, rank=1, world_size=2)
     fresh.load_state_dict(state)
-    rest = [b.tolist() for b in DataLoader(fresh, batch_size=4, num_workers=2)]
+    rest = [b.tolist() for b in DataLoader(fresh, batch_size=4, num_workers=2, multiprocessing_context=MP)]
     assert rest == full[n:]
     # a second interruption, 5 batches into the resumed run
     again = MixtureDataset(mixture, "l", SEQ, rank=1, world_size=2)
     again.load_state_dict(fresh.state_after(batches=5, batch_size=4, num_workers=2))
-    assert [b.tolist() for b in DataLoader(again, batch_size=4, num_workers=2)] == full[n + 5:]
+    assert [b.tolist() for b in DataLoader(again, batch_size=4, num_workers=2, multiprocessing_context=MP)] == full[n + 5:]
 
 
 def test_resume_via_stateful_dataloader(mixture):
     from torchdata.stateful_dataloader import StatefulDataLoader
 
     def loader():
-        return StatefulDataLoader(MixtureDataset(mixture, "l", SEQ), batch_size=3, num_workers=2)
+        return StatefulDataLoader(MixtureDataset(mixture, "l", SEQ), batch_size=3, num_workers=2,
+                                  multiprocessing_context=MP)
 
     full = [b.tolist() for b in loader()]
     dl = loader()

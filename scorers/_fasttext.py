@@ -13,8 +13,6 @@ dominates the per-call overhead.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.hashing import file_sha256
 from scorers.base import BaseScorer
 
 LABEL_PREFIX = "__label__"
@@ -82,26 +81,6 @@ def predict_batch(
     # fastText's softmax can overshoot 1.0 by float error; keep probabilities valid.
     np.clip(probs, 0.0, 1.0, out=probs)
     return labels, probs
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file, streamed and cached per (path, mtime, size).
-
-    Model files can be ~1 GB and fingerprints are asked for often, so the
-    digest is recomputed only when the file changes on disk.
-    """
-    resolved = Path(path).resolve()
-    st = resolved.stat()
-    return _sha256_cached(str(resolved), st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def heads(text: pa.Array | pa.ChunkedArray, max_chars: int | None) -> list[str]:

@@ -6,7 +6,6 @@ path is an error here rather than a hub request.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import ConfigError
+from curate.hashing import file_sha256
 from curate.lm.tokenizer import Encoder, is_byte_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -61,17 +61,7 @@ def weights_sha256(path: str | Path) -> str:
     """One SHA-256 over the model's weight files (name + content each), cached per file state."""
     h = hashlib.sha256()
     for f in weight_files(path):
-        st = f.stat()
-        h.update(f.name.encode() + b"\0" + _file_sha256(str(f), st.st_mtime_ns, st.st_size).encode())
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        h.update(f.name.encode() + b"\0" + file_sha256(f).encode())
     return h.hexdigest()
 
 

@@ -26,21 +26,13 @@ from pathlib import Path
 import pytest
 
 from curate import connect
+from tests.engine._procs import free_port as _free_port
+from tests.engine._procs import tail as _tail
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, n: int = 4000) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else f"({path} missing)"
 
 
 def _ray_env(token: str) -> dict[str, str]:

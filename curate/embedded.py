@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from curate.ingestion import FieldMap, IngestSummary, ingest
 from curate.store import Store
@@ -39,17 +40,23 @@ MESSY_LINES: dict[int, bytes] = {
 
 def write_messy_sample(path: Path, n: int = 300) -> Path:
     """JSON lines of ``n`` held-out documents with ``MESSY_LINES`` and two repeated ids mixed in."""
-    import json
-
     import pyarrow.parquet as pq
 
     rows = pq.read_table(embedded_corpus()["heldout"], columns=["id", "text", "domain", "source"]).slice(0, n).to_pylist()
     rows += rows[:2]  # duplicates: same ids again
+    return write_jsonl(path, rows, raw_lines=MESSY_LINES)
+
+
+def write_jsonl(path: Path, records: list[Any], raw_lines: dict[int, bytes] | None = None) -> Path:
+    """Write ``records`` as JSON lines; ``raw_lines[i]`` (raw bytes) goes in before record ``i``."""
+    import json
+
+    raw_lines = raw_lines or {}
     with open(path, "wb") as f:
-        for i, row in enumerate(rows):
-            if i in MESSY_LINES:
-                f.write(MESSY_LINES[i] + b"\n")
-            f.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+        for i, rec in enumerate(records):
+            if i in raw_lines:
+                f.write(raw_lines[i] + b"\n")
+            f.write(json.dumps(rec, ensure_ascii=False).encode() + b"\n")
     return path
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.embedded import embedded_corpus
+from curate.embedded import write_jsonl as write_jsonl_file
 
 
 @pytest.fixture(scope="session")
@@ -34,17 +34,22 @@ def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-def _write_jsonl(path: Path, records: list[Any], raw_lines: dict[int, bytes] | None = None) -> Path:
-    raw_lines = raw_lines or {}
-    with open(path, "wb") as f:
-        for i, rec in enumerate(records):
-            if i in raw_lines:
-                f.write(raw_lines[i] + b"\n")
-            f.write(json.dumps(rec, ensure_ascii=False).encode() + b"\n")
-    return path
-
-
 @pytest.fixture
 def write_jsonl():
     """``write_jsonl(path, records, raw_lines={index: b"raw"})``: raw bytes go before record ``index``."""
-    return _write_jsonl
+    return write_jsonl_file
+
+
+@pytest.fixture(scope="session")
+def make_real_store(tmp_path_factory, real_docs):
+    """``make_real_store(shard_rows)``: a fresh store of the real docs (id, text, domain) as corpus ``c``."""
+    from curate import ingest
+
+    def make(shard_rows: int) -> Path:
+        tmp = tmp_path_factory.mktemp("real-store")
+        path = write_jsonl_file(tmp / "d.jsonl", [{"id": d["id"], "text": d["text"], "domain": d["domain"]}
+                                                  for d in real_docs])
+        ingest([path], tmp / "store", "c", shard_rows=shard_rows, progress=False)
+        return tmp / "store"
+
+    return make

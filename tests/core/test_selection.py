@@ -8,23 +8,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate import connect, ingest
+from curate import connect
 from curate.errors import ConfigError
 from curate.query import SQL_DIR
 from curate.selection import band_bounds, band_doc_ids, band_sql, percentile_band
 
 
 @pytest.fixture(scope="module")
-def scored_store(tmp_path_factory, real_docs):
+def scored_store(make_real_store):
     """Real docs plus a fake `perplexity` feature table (ppl = a known function of position)."""
-    import json
-
-    tmp = tmp_path_factory.mktemp("sel")
-    path = tmp / "d.jsonl"
-    path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"], "domain": d["domain"]}) + "\n"
-                            for d in real_docs))
-    store = tmp / "store"
-    ingest([path], store, "c", shard_rows=100, progress=False)
+    store = make_real_store(100)
     ids = [r[0] for r in connect(store).execute("SELECT doc_id FROM docs ORDER BY doc_id").fetchall()]
     feats = store / "features" / "perplexity"
     feats.mkdir(parents=True)

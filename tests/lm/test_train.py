@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
-from curate import ingest
 from curate.errors import ConfigError
 from curate.lm.load import load_causal_lm, weights_sha256
 from curate.lm.tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, byte_tokenizer, is_byte_model
@@ -20,13 +18,8 @@ ARGS = {"config": SHAPE, "tokens": 16_384, "seq_len": 64, "batch_size": 8, "lr":
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, real_docs):
-    tmp = tmp_path_factory.mktemp("lm")
-    path = tmp / "d.jsonl"
-    path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"], "domain": d["domain"]}) + "\n"
-                            for d in real_docs))
-    ingest([path], tmp / "store", "c", shard_rows=80, progress=False)
-    return Store.open(tmp / "store")
+def store(make_real_store):
+    return Store.open(make_real_store(80))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from curate import connect, ingest
+from curate import connect
 from curate.errors import ConfigError
 from curate.execute import run_scorer
 from curate.store import Store
@@ -14,14 +14,8 @@ from scorers.fasttext import FastTextScorer
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, real_docs):
-    import json
-
-    tmp = tmp_path_factory.mktemp("domain")
-    path = tmp / "d.jsonl"
-    path.write_text("".join(json.dumps(d) + "\n" for d in real_docs))
-    store = tmp / "store"
-    ingest([path], store, "c", shard_rows=100)
+def trained(make_real_store):
+    store = make_real_store(100)
     card = train_domain(store, per_label=40, epoch=25, threads=1)
     return Store.open(store), card
 

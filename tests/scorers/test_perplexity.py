@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 
-import numpy as np
 import pyarrow as pa
 import pytest
 import torch
 
-from curate import connect, ingest
+from curate import connect
 from curate.errors import ConfigError
 from curate.execute import run_scorer
 from curate.lm.load import load_causal_lm
@@ -30,15 +28,10 @@ TRAIN_TOKENS = 800_000  # below ~600k the code/prose margin gets thin
 
 
 @pytest.fixture(scope="module")
-def lm_store(tmp_path_factory, real_docs):
+def lm_store(make_real_store):
     from curate.lm.train import train_lm
 
-    tmp = tmp_path_factory.mktemp("ppl")
-    path = tmp / "d.jsonl"
-    path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"], "domain": d["domain"]}) + "\n"
-                            for d in real_docs))
-    store = tmp / "store"
-    ingest([path], store, "c", shard_rows=60, progress=False)
+    store = make_real_store(60)
     train_lm(store, "tiny-lm", config=TEST_SHAPE, tokens=TRAIN_TOKENS, seq_len=128, batch_size=4, lr=1e-2,
              threads=1, progress=False)
     return Store.open(store)

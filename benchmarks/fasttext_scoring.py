@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import (CACHE, CORES, TMP, build_store, corpus_table, datatrove_python, datatrove_version,
+from benchmarks._common import (CORES, TMP, build_store, corpus_table, datatrove_python, datatrove_version,
                                 engine_throughput, log, ray_session, rel, row, run_datatrove_job,
                                 shard_rows_for, shuffled_corpus, unavailable, warm_page_cache)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from curate.errors import ConfigError
-from curate.lm.load import store_lm_path
+from curate.lm.load import store_lm_path, store_lm_paths
 from curate.store import Store
 from scorers.base import Scorer
 from scorers.registry import get_scorer
@@ -28,5 +28,10 @@ def build_scorers(store: Store, names: list[str], settings: dict[str, dict[str, 
             cfg["model_path"] = model_path(store, cfg.pop("model", "domain"))
         elif name == "perplexity" and "model_path" not in cfg:
             cfg["model_path"] = store_lm_path(store, cfg.pop("model", "tiny-lm"))
+        elif name in ("el2n", "grand") and "model_paths" not in cfg:
+            # a name is one model or a seed family (proxy -> proxy-s0, proxy-s1, ...); a list names each
+            wanted = cfg.pop("models", None) or cfg.pop("model", "proxy")
+            wanted = wanted.split(",") if isinstance(wanted, str) else list(wanted)
+            cfg["model_paths"] = [p for w in wanted for p in store_lm_paths(store, w.strip())]
         out.append(get_scorer(name, **cfg))
     return out

@@ -24,6 +24,8 @@ BUILTIN: dict[str, str] = {
     "domain": "scorers.domain:DomainScorer",
     "fasttext": "scorers.fasttext:FastTextScorer",
     "perplexity": "scorers.perplexity:PerplexityScorer",
+    "el2n": "scorers.el2n:EL2NScorer",
+    "grand": "scorers.grand:GraNdScorer",
 }
 
 

@@ -98,3 +98,15 @@ def store_lm_path(store: Any, name: str) -> str:
     if not store.is_local:
         raise ConfigError("reference LMs must live in a local store for now (transformers loads a local path)")
     return store.path(rel)
+
+
+def store_lm_paths(store: Any, name: str) -> list[str]:
+    """``models/<name>/`` if it exists, else every seed of a family trained with ``--seeds``
+    (``models/<name>-s0``, ``-s1``, ...), in seed order."""
+    if store.exists(f"{store.models_dir(name)}/config.json"):
+        return [store_lm_path(store, name)]
+    seeds = sorted(int(d.rsplit("-s", 1)[1]) for d in store.list_dirs("models") if d.startswith(f"{name}-s")
+                   and d.rsplit("-s", 1)[1].isdigit())
+    if not seeds:
+        return [store_lm_path(store, name)]  # raises with the how-to message
+    return [store_lm_path(store, f"{name}-s{s}") for s in seeds]

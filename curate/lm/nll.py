@@ -1,4 +1,4 @@
-"""Per-token losses of a causal LM on padded batches: the shared core of perplexity, EL2N and eval.
+"""Per-token quantities of a causal LM on padded batches: the shared core of perplexity, EL2N and eval.
 
 Only the positions that are scored go through the output head (a 49k-token
 vocabulary times every padded position would not fit in memory), in chunks.
@@ -6,7 +6,7 @@ vocabulary times every padded position would not fit in memory), in chunks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +37,7 @@ def _positions(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     return rows, pos
 
 
-def _uses_plain_head(model: torch.nn.Module) -> bool:
+def uses_plain_head(model: torch.nn.Module) -> bool:
     """True when logits = output_embeddings(last hidden state); else fall back to the full forward."""
     cfg = model.config
     return (model.get_output_embeddings() is not None and not getattr(cfg, "final_logit_softcapping", None)
@@ -51,7 +51,7 @@ def target_logits(model: torch.nn.Module, batch: Batch) -> Iterator[TargetLogits
     rows_np, pos_np = _positions(batch)
     rows, pos = torch.from_numpy(rows_np), torch.from_numpy(pos_np)
     targets = ids[rows, pos + 1]
-    if _uses_plain_head(model):
+    if uses_plain_head(model):
         hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
         head = model.get_output_embeddings()
         for lo in range(0, len(rows), HEAD_CHUNK):
@@ -62,10 +62,30 @@ def target_logits(model: torch.nn.Module, batch: Batch) -> Iterator[TargetLogits
         yield TargetLogits(logits[rows, pos].float(), targets, rows)
 
 
-def batch_nll(model: torch.nn.Module, batch: Batch) -> np.ndarray:
-    """Summed NLL in nats of each row's scored tokens, float64, shape (B,)."""
+#: A per-token quantity: (logits (T, V) float32, targets (T,)) -> values (T,)
+TokenFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood (nats) of each target."""
+    return F.cross_entropy(logits, targets, reduction="none")
+
+
+def token_el2n(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """EL2N of each target: ||softmax(logits) - one_hot(target)||_2 (Data Diet, per token).
+
+    Computed as sqrt((1 - p_y)^2 + sum_{v != y} p_v^2) with both parts summed over the
+    non-target entries: the textbook expansion sum p^2 - 2 p_y + 1 cancels catastrophically
+    in float32 when p_y is near 1, and no (T, V) one-hot is built either way.
+    """
+    p = torch.softmax(logits, dim=-1)
+    p.scatter_(1, targets[:, None], 0.0)
+    return (p.sum(-1).square() + p.square().sum(-1)).sqrt()
+
+
+def batch_token_sums(model: torch.nn.Module, batch: Batch, fn: TokenFn = token_nll) -> np.ndarray:
+    """Sum of ``fn`` over each row's scored tokens, float64, shape (B,)."""
     out = torch.zeros(len(batch.lengths), dtype=torch.float64)
     for chunk in target_logits(model, batch):
-        nll = F.cross_entropy(chunk.logits, chunk.targets, reduction="none")
-        out.index_add_(0, chunk.rows, nll.double())
+        out.index_add_(0, chunk.rows, fn(chunk.logits, chunk.targets).double())
     return out.numpy()

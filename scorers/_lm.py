@@ -1,0 +1,89 @@
+"""Shared base of the scorers backed by causal LMs (perplexity, EL2N, GraNd).
+
+One place checks the window settings against each model's context, hashes the
+weights for the fingerprint, loads the models once per worker (never pickled
+to Ray actors) and turns an Arrow text column into Python strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.errors import ConfigError
+from curate.lm.load import DTYPES, check_model_dir, load_causal_lm, model_context, weights_sha256
+from scorers.base import BaseScorer
+
+DEFAULT_WINDOW = 512
+
+
+class LMScorer(BaseScorer):
+    """Holds ``model_paths`` (one or more local causal LMs) and the window settings shared by all of them.
+
+    ``window`` defaults to ``min(512, smallest model context)``; a window beyond the positions a model
+    was trained on gives meaningless losses, so it is refused. ``batch_tokens`` only changes speed
+    (and float rounding), so it stays out of the fingerprint.
+    """
+
+    def __init__(self, model_paths: list[str | Path], *, max_tokens: int, window: int | None,
+                 stride: int | None, batch_tokens: int, dtype: str, **extra: Any) -> None:
+        if not model_paths:
+            raise ConfigError(f"{self.name}: no model given (set model, models or model_path)")
+        paths = [check_model_dir(p) for p in model_paths]
+        contexts = [c for c in (model_context(p) for p in paths) if c]
+        context = min(contexts) if contexts else None
+        window = window or min(DEFAULT_WINDOW, context or DEFAULT_WINDOW)
+        if context and window > context:
+            raise ConfigError(f"window {window} exceeds the model's context of {context} tokens")
+        stride = stride or window // 2
+        if window < 2 or not 1 <= stride < window:
+            raise ConfigError(f"need window >= 2 and 1 <= stride < window (got {window}, {stride})")
+        if max_tokens < 1 or batch_tokens < window:
+            raise ConfigError("max_tokens must be positive and batch_tokens at least one window")
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}")
+        super().__init__(max_tokens=max_tokens, window=window, stride=stride, dtype=dtype, **extra)
+        self.batch_tokens = batch_tokens
+        self.model_paths = paths
+        self._lms: list[Any] = []
+
+    @property
+    def model_path(self) -> Path:
+        """The first (for perplexity: the only) model."""
+        return self.model_paths[0]
+
+    def config(self) -> dict[str, Any]:
+        return {**self.settings, "models": [p.name for p in self.model_paths]}
+
+    def model_hash(self) -> str:
+        if len(self.model_paths) == 1:
+            return weights_sha256(self.model_path)
+        return hashlib.sha256("".join(weights_sha256(p) for p in self.model_paths).encode()).hexdigest()
+
+    def setup(self) -> None:
+        if not self._lms:
+            self._lms = [load_causal_lm(p, dtype=self.settings["dtype"]) for p in self.model_paths]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # shipped to Ray actors before setup: never pickle a loaded model
+        return {**self.__dict__, "_lms": []}
+
+    @staticmethod
+    def texts(batch: pa.RecordBatch) -> list[str]:
+        text = batch.column("text")
+        if text.null_count:
+            text = pc.fill_null(text, "")
+        return text.to_pylist()
+
+    def score_all(self, lm: Any, texts: list[str], fn: Any = None) -> Any:
+        """:func:`curate.lm.score.score_texts` with this scorer's window settings."""
+        from curate.lm.score import score_texts
+
+        s = self.settings
+        kw = {"fn": fn} if fn is not None else {}
+        return score_texts(lm, texts, max_tokens=s["max_tokens"], window=s["window"], stride=s["stride"],
+                           batch_tokens=self.batch_tokens, **kw)

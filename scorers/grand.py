@@ -39,7 +39,7 @@ class GraNdScorer(LMScorer):
     version: ClassVar[str] = "1"
 
     def __init__(self, model_paths: list[str | Path], max_tokens: int = 256, method: str = "exact",
-                 batch_tokens: int = 8192, dtype: str = "float32") -> None:
+                 batch_tokens: int = 8192, dtype: str = "auto") -> None:
         if method not in METHODS:
             raise ConfigError(f"grand.method must be one of {', '.join(METHODS)}, got {method!r}")
         if isinstance(model_paths, (str, Path)):

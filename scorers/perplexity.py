@@ -33,7 +33,7 @@ class PerplexityScorer(LMScorer):
     version: ClassVar[str] = "1"
 
     def __init__(self, model_path: str | Path, max_tokens: int = 1024, window: int | None = None,
-                 stride: int | None = None, batch_tokens: int = 16384, dtype: str = "float32") -> None:
+                 stride: int | None = None, batch_tokens: int = 16384, dtype: str = "auto") -> None:
         super().__init__([model_path], max_tokens=max_tokens, window=window, stride=stride,
                          batch_tokens=batch_tokens, dtype=dtype)
 

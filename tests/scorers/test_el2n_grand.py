@@ -150,3 +150,28 @@ def test_engine_resolves_a_seed_family_and_stores_method_metadata(proxy_store):
     assert field.metadata[b"method"] == b"exact"
     with pytest.raises(ConfigError, match="train-lm"):
         build_scorers(proxy_store, ["el2n"], {"el2n": {"model": "missing"}})
+
+
+def test_cli_trains_a_seed_family_and_scores_with_model(make_real_store):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    store = str(make_real_store(80))
+    runner = CliRunner()
+    r = runner.invoke(app, ["train-lm", "--store", store, "--name", "px", "--seeds", "2", "--tokens", "8192",
+                            "--seq-len", "64", "--batch-size", "4", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "px-s0" in r.output and "px-s1" in r.output
+    cards = [Store.open(store).read_json(f"models/px-s{i}/card.json") for i in (0, 1)]
+    assert [c["seed"] for c in cards] == [0, 1] and cards[0]["weights_sha256"] != cards[1]["weights_sha256"]
+    # --model names a family: perplexity takes one model, so that is refused before any work
+    with pytest.raises(ConfigError, match="perplexity scores with one model"):
+        build_scorers(Store.open(store), ["el2n", "perplexity"], {"el2n": {"model": "px"}, "perplexity": {"model": "px"}})
+    r = runner.invoke(app, ["score", "--store", store, "--scorers", "el2n,grand,perplexity", "--model", "px",
+                            "--workers", "0", "--set", "grand.max_tokens=16", "--set", "el2n.max_tokens=64",
+                            "--set", "perplexity.model=px-s1", "--set", "perplexity.max_tokens=64"])
+    assert r.exit_code == 0, r.output[-3000:]
+    n, ok = connect(store).execute("SELECT count(*), bool_and(el2n > 0 AND grand > 0 AND nll > 0) "
+                                   "FROM doc_features").fetchone()
+    assert n == 320 and ok

@@ -27,6 +27,7 @@ BENCHMARKS = {
     "rss": "benchmarks.rss",
     "mixture-plan": "benchmarks.mixture_plan",
     "perplexity-tiny": "benchmarks.perplexity_tiny",
+    "perplexity-smollm2": "benchmarks.perplexity_smollm2",
 }
 
 

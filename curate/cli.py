@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from curate.cli_common import StoreOpt, console, err, friendly
+from curate.cli_demo import register as register_demo
 from curate.cli_lm import register as register_lm
 from curate.cli_mix import mix_app
 from curate.errors import CurateError
@@ -108,6 +109,7 @@ def sql(
     import duckdb
 
     from curate.query import connect, views_sql
+    from curate.readonly import query_error, refuse_output_in_store, run_read_only
     from curate.render import relation_table
     from curate.store import Store
 
@@ -118,41 +120,44 @@ def sql(
         raise CurateError("give a query (or a .sql file), e.g. curate sql \"SELECT count(*) FROM docs\"")
     if query.endswith(".sql") and Path(query).exists():
         query = Path(query).read_text()
-    con = connect(store)
-    try:
-        rel = con.sql(query)
-    except duckdb.Error as exc:
-        raise CurateError(f"DuckDB refused the query: {exc}") from None
-    if rel is None:
-        return
-    if format == "table":
-        if output:
-            raise CurateError("--output needs --format csv, json or parquet")
-        console.print(relation_table(rel, limit=limit))
-        return
-    if format not in ("csv", "json", "parquet"):
-        raise CurateError(f"unknown --format {format!r}: choose table, csv, json or parquet")
-    if output is None:
-        if format == "parquet":
-            raise CurateError("--format parquet needs --output FILE")
-        if format == "csv":
-            import csv
+    st = Store.open(store)
+    if output is not None:
+        refuse_output_in_store(st, output)
+    con = connect(st, read_only=True)  # user SQL reads the store and never changes it
+    try:  # binding errors surface here, run-time ones (casts, damaged files) while rows are fetched below
+        rel = run_read_only(con, query)
+        if rel is None:
+            return
+        if format == "table":
+            if output:
+                raise CurateError("--output needs --format csv, json or parquet")
+            console.print(relation_table(rel, limit=limit))
+            return
+        if format not in ("csv", "json", "parquet"):
+            raise CurateError(f"unknown --format {format!r}: choose table, csv, json or parquet")
+        if output is None:
+            if format == "parquet":
+                raise CurateError("--format parquet needs --output FILE")
+            if format == "csv":
+                import csv
 
-            writer = csv.writer(sys.stdout)
-            writer.writerow(rel.columns)
-            writer.writerows(rel.fetchall())
+                writer = csv.writer(sys.stdout)
+                writer.writerow(rel.columns)
+                writer.writerows(rel.fetchall())
+            else:
+                for row in rel.fetchall():
+                    sys.stdout.write(json.dumps(dict(zip(rel.columns, row)), default=str, ensure_ascii=False) + "\n")
+            return
+        if format == "csv":
+            rel.write_csv(str(output))
+        elif format == "parquet":
+            rel.write_parquet(str(output))
         else:
-            for row in rel.fetchall():
-                sys.stdout.write(json.dumps(dict(zip(rel.columns, row)), default=str, ensure_ascii=False) + "\n")
-        return
-    if format == "csv":
-        rel.write_csv(str(output))
-    elif format == "parquet":
-        rel.write_parquet(str(output))
-    else:
-        rel.to_table("_curate_out")  # COPY takes no parameters for its target: quote the path ourselves
-        target = str(output).replace("'", "''")
-        con.execute(f"COPY _curate_out TO '{target}' (FORMAT json)")
+            rel.to_table("_curate_out")  # COPY takes no parameters for its target: quote the path ourselves
+            target = str(output).replace("'", "''")
+            con.execute(f"COPY _curate_out TO '{target}' (FORMAT json)")
+    except duckdb.Error as exc:
+        raise CurateError(query_error(st, exc)) from None
     err.print(f"wrote {output}")
 
 
@@ -232,6 +237,7 @@ def train_domain_cmd(
 
 app.add_typer(mix_app, name="mix")
 register_lm(app)  # curate train-lm
+register_demo(app)  # curate demo
 
 flows_app = typer.Typer(help="Prefect deployments: serve them here with cron schedules, or deploy to a work pool.",
                         no_args_is_help=True)
@@ -266,58 +272,6 @@ def flows_deploy(
 
     for name in deploy(str(store), [s for s in scorers.split(",") if s], cron, pool):
         console.print(f"deployed [bold]{name}[/] to pool {pool}")
-
-
-@app.command()
-@friendly
-def demo(
-    store: StoreOpt = Path("demo-store"),
-    fresh: Annotated[bool, typer.Option(help="Delete the demo store first and start from nothing.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU).")] = None,
-) -> None:
-    """Run the whole pipeline on the embedded real corpus (8 domains): ingest → train the domain
-    model → score (heuristics, langid, domain) through Prefect on Ray → DuckDB reports."""
-    from curate.query import SQL_DIR, connect
-    from curate.render import relation_table, rows_table
-    from curate.stats import domain_table
-    from flows.demo import demo_flow
-
-    console.rule("[bold]curate demo")
-    result = demo_flow(str(store), fresh=fresh, workers=workers)
-    console.rule("[bold]1. ingest")
-    for s in result["ingests"]:
-        s.pop("inputs", None)
-        console.print(f"[bold]{s['corpus']}[/]: {s['status']} — read {s['read']:,} = kept {s['kept']:,} + "
-                      f"quarantined {s['quarantined']:,} + duplicates {s['duplicates']:,}")
-    card = result["domain_model"]
-    console.rule("[bold]2. domain model (fastText, trained on the pool's labels)")
-    console.print(rows_table([{"domain": d, **m} for d, m in card["per_domain"].items()],
-                             title=f"validation accuracy {card['accuracy']:.3f} on {card['valid_docs']:,} docs"))
-    console.rule("[bold]3. scoring (Prefect flow → Ray actors)")
-    console.print(rows_table(result["scoring"], title="per scorer (re-runs skip shards that are up to date)"))
-    con = connect(store)
-    console.rule("[bold]4. DuckDB over the store")
-    console.print(relation_table(domain_table(con), title="documents per domain"))
-    quarantine = (SQL_DIR / "quarantine_report.sql").read_text()
-    console.print(relation_table(con.sql(quarantine), title="quarantine (sql/quarantine_report.sql)"))
-    query = (SQL_DIR / "domain_quality.sql").read_text()
-    console.print(relation_table(con.sql(query), title="per-domain feature averages (sql/domain_quality.sql)"))
-
-    from curate.mixture import MixtureManifest
-    from curate.mixture.loader import MixtureDataset
-    from curate.mixture.report import table_rows
-
-    mix = MixtureManifest.load(store, result["mixture"]["name"])
-    tok = mix.data["tokens"]
-    console.rule("[bold]5. mixture (examples/mixtures/demo.yaml: main 85% + end-of-training anneal 15%)")
-    console.print(rows_table(table_rows(mix), title=f"{mix.name}: {tok['planned']:,} tokens, {tok['unique']:,} unique "
-                                                     f"(x{tok['multiplier']}), phase x domain"))
-    ds = MixtureDataset(store, mix.name, seq_len=256)
-    first = next(iter(ds))
-    console.print(f"curate.MixtureDataset streams it: {ds.total_windows:,} windows of 256+1 byte tokens; the first starts "
-                  f"{bytes(int(t) for t in first[:60] if int(t) < 256).decode('utf-8', 'replace')!r}…")
-    console.print(f"report with plots: {mix.store.uri_of(mix.dir, 'report.md')} (domain_share.png, tokens.png)")
-    console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/domain_quality.sql")
 
 
 def main() -> None:  # pragma: no cover - console entry

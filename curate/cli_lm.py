@@ -15,7 +15,7 @@ from curate.errors import ConfigError
 def train_lm_cmd(
     store: StoreOpt = Path("store"),
     name: Annotated[str, typer.Option(help="Model name: written to models/<name>/ (HF format + card.json).")] = "tiny-lm",
-    preset: Annotated[str, typer.Option(help="Model size: tiny (~0.9M params), small (~10M) or medium (~25M).")] = "tiny",
+    preset: Annotated[str, typer.Option(help="Model size: micro (~0.1M params), tiny (~0.9M), small (~10M) or medium (~25M).")] = "tiny",
     sql: Annotated[str | None, typer.Option(help="SQL with a `text` column selecting training documents "
                                                  "(default: every corpus except 'heldout').")] = None,
     eval_sql: Annotated[str | None, typer.Option(help="SQL for the held-out set (default: corpus 'heldout' if "

@@ -31,8 +31,12 @@ def doc_digests(corpus: str, orig_ids: Iterable[str | None], texts: Iterable[byt
 
 
 def doc_id(corpus: str, text: str, orig_id: str | None = None) -> str:
-    """The id curate assigns to one document (hex string)."""
-    return doc_digests(corpus, [orig_id], [text.encode()])[0].hex()
+    """The id curate assigns to one document (hex string, 32 characters).
+
+    Through ``to_hex`` like ingest: numpy's ``S16`` drops trailing NUL bytes on element
+    access, so ``digests[0].hex()`` was short for 1 id in 256 and matched no stored id.
+    """
+    return to_hex(doc_digests(corpus, [orig_id], [text.encode()]))[0]
 
 
 def to_hex(digests: np.ndarray) -> list[str]:

@@ -10,6 +10,7 @@ shard retried. Ray is imported only here and only when workers are used, so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -18,9 +19,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from curate import faults
-from curate.features import ShardResult, WorkItem, failure, plan, score_shard, update_manifest
+from curate.errors import CurateError
+from curate.features import (
+    ShardResult,
+    WorkItem,
+    failure,
+    plan,
+    score_shard,
+    update_manifest,
+)
+from curate.locks import default_timeout, store_lock
+from curate.objstore import worker_env
 from curate.progress import progress as progress_bar
-from curate.store import Store
+from curate.store import Store, StoreWriteError, check_name, is_environment_fault
 
 if TYPE_CHECKING:
     from scorers.base import Scorer
@@ -88,15 +99,45 @@ def _actor_class(ray: Any) -> Any:
             _limit_threads(threads)
             self.store = Store.open(store_uri)
             self.scorer = scorer
-            self.scorer.setup()
+            # kept, not raised: an actor that dies in __init__ reports only a Ray traceback, and the
+            # driver would retry every shard on it; ready() hands the clear error to the driver instead
+            self.setup_error: CurateError | None = None
+            try:
+                setup_scorer(self.scorer)
+            except CurateError as exc:
+                self.setup_error = exc
+
+        def ready(self) -> CurateError | None:
+            return self.setup_error
 
         def score(self, item: WorkItem) -> ShardResult:
+            if self.setup_error is not None:
+                raise self.setup_error
             return score_shard(self.store, self.scorer, item)
 
         def pid(self) -> int:
             return os.getpid()
 
     return ScorerActor
+
+
+class ScorerSetupError(CurateError):
+    """A scorer could not set up (load its model) in a worker: no shard can be scored."""
+
+
+def setup_scorer(scorer: Scorer) -> None:
+    """``scorer.setup()``, with a failure turned into one message that names the scorer and what to check."""
+    try:
+        scorer.setup()
+    except CurateError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - model libraries raise anything (ValueError, RuntimeError, OSError)
+        raise ScorerSetupError(
+            f"scorer {scorer.name!r} could not load: {type(exc).__name__}: {str(exc).rstrip(' .!')}. "
+            f"Check its settings and model "
+            f"files (a model path must name a complete model file of the right kind: retrain or copy it again), "
+            f"then re-run; nothing was scored"
+        ) from None
 
 
 def _limit_threads(threads: int) -> None:
@@ -121,22 +162,48 @@ def run_scorer(
     ray_address: str | None = None,
     progress: bool | None = None,
     on_result: Callable[[ShardResult], None] | None = None,
+    lock_timeout: float | None = None,
 ) -> ScoreReport:
     """Score every shard that is missing or stale for ``scorer``; skip the rest.
 
     ``workers=0`` scores inline in this process (no Ray). Otherwise ``workers``
     Ray actors (default: one per CPU of the local machine or cluster).
+
+    One run per (store, scorer) at a time: a second run waits for the first
+    (then skips the shards it finished), or after ``lock_timeout`` seconds
+    fails naming the holder (default: ``CURATE_LOCK_TIMEOUT``, else wait).
+    A store that refuses writes (permissions, space) stops the run at once
+    with :class:`~curate.store.StoreWriteError`; finished shards are kept.
     """
+    st = store if isinstance(store, Store) else Store.open(store)
+    lock = f"score-{check_name('scorer', scorer.name)}"
+    timeout = default_timeout() if lock_timeout is None else lock_timeout
+    with store_lock(st, lock, f"score {scorer.name!r} on {st.uri}", timeout=timeout):
+        return _run_locked(st, scorer, corpora, workers, retries, ray_address, progress, on_result)
+
+
+def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, workers: int | None, retries: int,
+                ray_address: str | None, progress: bool | None,
+                on_result: Callable[[ShardResult], None] | None) -> ScoreReport:
     from scorers.base import scorer_fingerprint
 
-    st = store if isinstance(store, Store) else Store.open(store)
     fp = scorer_fingerprint(scorer)
+    # we hold the lock: any temporary here is a killed run's leftover, never a live writer's
+    st.clean_temporaries(st.features_dir(scorer.name))
     todo, done = plan(st, scorer.name, fp, corpora)
     report = ScoreReport(scorer=scorer.name, fingerprint=fp, skipped=len(done))
-    items = {i.output: i for i in todo}
+    items = {i.output: i for i in [*todo, *done]}
     results: list[ShardResult] = []
     t0 = time.perf_counter()
     last_save = time.monotonic()
+
+    def save_manifest(final: bool) -> None:
+        try:
+            update_manifest(st, scorer.name, fp, scorer.config(), results, items, done=done)
+        except StoreWriteError:
+            if final:
+                raise
+            # the manifest is a report (the files carry the truth): a failed interim rewrite is retried at the end
 
     def record(res: ShardResult) -> None:
         nonlocal last_save
@@ -149,9 +216,12 @@ def run_scorer(
         if on_result:
             on_result(res)
         faults.point("score.after_result")
-        if time.monotonic() - last_save > 5:  # the manifest is a report: batch its rewrites
-            update_manifest(st, scorer.name, fp, scorer.config(), results, items)
+        if time.monotonic() - last_save > 5:  # batch the manifest's rewrites
+            save_manifest(final=False)
             last_save = time.monotonic()
+
+    def stopped() -> bool:  # a store that refuses writes refuses every later shard too: stop dispatching
+        return any(r.fatal for r in results)
 
     if todo:
         total_rows = sum(i.rows for i in todo)
@@ -162,45 +232,64 @@ def run_scorer(
 
             if workers == 0:
                 report.workers = 0
-                _run_inline(st, scorer, todo, retries, tick)
+                _run_inline(st, scorer, todo, retries, tick, stopped)
             else:
-                report.workers = _run_on_ray(st, scorer, todo, workers, retries, ray_address, tick)
-        update_manifest(st, scorer.name, fp, scorer.config(), results, items)
+                report.workers = _run_on_ray(st, scorer, todo, workers, retries, ray_address, tick, stopped)
+    fatal = next((r for r in results if r.fatal), None)
+    if fatal is None:
+        save_manifest(final=True)
+    else:
+        with contextlib.suppress(StoreWriteError):
+            save_manifest(final=True)
+        raise StoreWriteError(
+            f"scoring {scorer.name!r} stopped: {fatal.error.split(': ', 1)[-1]} "
+            f"({report.done} shard(s) finished in this run and {report.skipped} earlier are kept)"
+        )
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, record: Callable[[ShardResult], None]) -> None:
-    scorer.setup()
+def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, record: Callable[[ShardResult], None],
+                stopped: Callable[[], bool]) -> None:
+    setup_scorer(scorer)
     for item in todo:
+        if stopped():
+            return
         for attempt in range(1, retries + 2):
             try:
                 res = score_shard(st, scorer, item)
-                res.attempts = attempt
-                record(res)
-                break
             except Exception as exc:  # noqa: BLE001 - any scorer error becomes a recorded failure
-                if attempt > retries:
+                if attempt > retries or is_environment_fault(exc):
                     record(failure(item, exc, attempt))
+                    break
+                continue
+            res.attempts = attempt
+            record(res)  # outside the try: a failing report is not a failing shard
+            break
 
 
 def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | None, retries: int,
-                ray_address: str | None, record: Callable[[ShardResult], None]) -> int:
+                ray_address: str | None, record: Callable[[ShardResult], None], stopped: Callable[[], bool]) -> int:
     ray = init_ray(ray_address)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(workers or cpus, len(todo)))
     threads = max(1, cpus // n) if not ray_address and not os.environ.get("RAY_ADDRESS") else 1
     Actor = _actor_class(ray)
 
+    options: dict[str, Any] = {"num_cpus": 1}
+    if not st.is_local:  # each actor opens the store itself: hand it this process's S3 settings
+        options["runtime_env"] = {"env_vars": worker_env()}  # merged per variable with init_ray's PYTHONPATH
+
     def spawn() -> Any:
-        return Actor.options(num_cpus=1).remote(st.uri, scorer, threads)
+        return Actor.options(**options).remote(st.uri, scorer, threads)
 
     idle = [spawn() for _ in range(n)]
+    _check_ready(ray, idle, scorer)
     queue: deque[tuple[WorkItem, int]] = deque((i, 1) for i in todo)
     pending: dict[Any, tuple[WorkItem, int, Any]] = {}
     try:
-        while queue or pending:
-            while idle and queue:
+        while (queue and not stopped()) or pending:
+            while idle and queue and not stopped():
                 item, attempt = queue.popleft()
                 actor = idle.pop()
                 pending[actor.score.remote(item)] = (item, attempt, actor)
@@ -224,9 +313,22 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
     return n
 
 
+def _check_ready(ray: Any, actors: list[Any], scorer: Scorer) -> None:
+    """Wait for every actor's setup; a scorer that cannot load fails the run once, clearly, before any shard."""
+    try:
+        errors = [e for e in ray.get([a.ready.remote() for a in actors]) if e is not None]
+    except ray.exceptions.RayActorError as exc:  # the worker process died while loading (OOM, crash)
+        errors = [ScorerSetupError(f"scorer {scorer.name!r} could not start on a Ray worker: "
+                                   f"{str(exc).strip().splitlines()[-1]}; nothing was scored")]
+    if errors:
+        for a in actors:
+            ray.kill(a)
+        raise errors[0]
+
+
 def _retry_or_fail(queue: deque, item: WorkItem, attempt: int, retries: int, exc: BaseException,
                    record: Callable[[ShardResult], None]) -> None:
-    if attempt <= retries:
+    if attempt <= retries and not is_environment_fault(exc):
         queue.append((item, attempt + 1))
     else:
         record(failure(item, exc, attempt))

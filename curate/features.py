@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import traceback
 from collections.abc import Iterable
@@ -25,7 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.ingestion.writer import MANIFEST
-from curate.store import Store
+from curate.store import Store, StoreError, is_environment_fault
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # scorers import curate, never the other way round at run time
     from scorers.base import Scorer
@@ -54,6 +57,8 @@ class ShardResult:
     seconds: float = 0.0
     error: str | None = None
     attempts: int = 1
+    fatal: bool = False  # the store refused the write: later shards would fail the same way
+
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,16 +126,34 @@ def score_shard(store: Store, scorer: Scorer, item: WorkItem, batch_rows: int = 
 
 def failure(item: WorkItem, exc: BaseException, attempts: int) -> ShardResult:
     tb = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return ShardResult(output=item.output, status="failed", error=tb, attempts=attempts)
+    return ShardResult(output=item.output, status="failed", error=tb, attempts=attempts,
+                       fatal=is_environment_fault(exc))
 
 
 def update_manifest(store: Store, scorer_name: str, scorer_fingerprint: str, config: dict[str, Any],
-                    results: list[ShardResult], items: dict[str, WorkItem]) -> dict[str, Any]:
-    """Record results in ``features/<scorer>/_manifest.json`` (a report; the files carry the truth)."""
+                    results: list[ShardResult], items: dict[str, WorkItem],
+                    done: Iterable[WorkItem] = ()) -> dict[str, Any]:
+    """Record results in ``features/<scorer>/_manifest.json`` (a report; the files carry the truth).
+
+    ``done`` are shards found complete on disk: a run killed between writing a file and
+    reporting it left them out of the manifest, so they are entered here to keep it truthful.
+    """
     path = f"{store.features_dir(scorer_name)}/{MANIFEST}"
-    manifest = store.read_json(path) or {"scorer": scorer_name, "shards": {}}
+    try:
+        manifest = store.read_json(path) or {"scorer": scorer_name, "shards": {}}
+    except StoreError:  # a report, not the truth: rebuilt from this run and the files found done
+        log.warning("%s is damaged: rebuilding it from the feature files", store.uri_of(path))
+        manifest = {"scorer": scorer_name, "shards": {}}
+    unchanged = json.dumps(manifest, sort_keys=True, default=str)
     manifest["scorer_fingerprint"] = scorer_fingerprint
     manifest["config"] = config
+    for item in done:
+        entry = manifest["shards"].get(item.output.rsplit("/", 1)[1])
+        if entry is None or entry.get("fingerprint") != item.fingerprint or entry.get("status") != "done":
+            manifest["shards"][item.output.rsplit("/", 1)[1]] = {
+                "input": item.shard, "fingerprint": item.fingerprint, "status": "done", "rows": item.rows,
+                "seconds": None, "attempts": None, "error": None,
+            }
     for r in results:
         item = items[r.output]
         manifest["shards"][r.output.rsplit("/", 1)[1]] = {
@@ -142,5 +165,6 @@ def update_manifest(store: Store, scorer_name: str, scorer_fingerprint: str, con
             "attempts": r.attempts,
             "error": r.error,
         }
-    store.write_json(path, manifest)
+    if json.dumps(manifest, sort_keys=True, default=str) != unchanged:  # a run with nothing to do writes nothing
+        store.write_json(path, manifest)
     return manifest

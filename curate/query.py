@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.errors import CurateError
@@ -29,30 +30,51 @@ def _feature_columns(store: Store, table: str) -> list[str]:
 def views_sql(store: Store) -> str:
     """All view definitions for ``store``, with paths relative to its root."""
     parts = [base_views_sql()]
-    tables = [t for t in store.feature_tables() if t not in RESERVED_VIEWS]
-    joins, select, taken = [], ["docs.*"], set(DOC_SCHEMA.names)
+    tables = {t: _feature_columns(store, t) for t in store.feature_tables() if t not in RESERVED_VIEWS}
     for t in tables:
         parts.append(
             f"-- feature table {t}\nCREATE OR REPLACE VIEW \"{t}\" AS\n"
             f"SELECT * FROM read_parquet('features/{t}/*.parquet', union_by_name = true);\n"
         )
+    parts.append(doc_features_sql(tables))
+    return "\n".join(parts)
+
+
+def doc_features_sql(tables: dict[str, list[str]], *, temp: bool = False) -> str:
+    """The ``doc_features`` view over ``docs`` and the feature ``tables`` (name -> columns); clashing names get the table's prefix."""
+    joins, select, taken = [], ["docs.*"], set(DOC_SCHEMA.names)
+    for t, columns in tables.items():
         joins.append(f'LEFT JOIN "{t}" USING (doc_id)')
-        for col in _feature_columns(store, t):
+        for col in columns:
             if col == "doc_id":
                 continue
             alias = col if col not in taken else f"{t}_{col}"
             select.append(f'"{t}"."{col}" AS "{alias}"')
             taken.add(alias)
-    parts.append(
+    return (
         "-- documents joined with every feature table on doc_id\n"
-        "CREATE OR REPLACE VIEW doc_features AS\nSELECT " + ",\n       ".join(select)
+        f"CREATE OR REPLACE {'TEMP VIEW' if temp else 'VIEW'} doc_features AS\nSELECT " + ",\n       ".join(select)
         + "\nFROM docs" + "".join(f"\n{j}" for j in joins) + ";\n"
     )
-    return "\n".join(parts)
 
 
-def connect(store: Store | str | os.PathLike[str], *, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+def damaged_file_hint(store: Store, message: str) -> str:
+    """What to do when an error (DuckDB's; pyarrow's on an object store) names a file inside the store ('' when none)."""
+    if f"{store.root}/" not in message:
+        return ""
+    if f"{store.root}/features/" in message:
+        return ("\nA feature file in the store is damaged: re-run `curate score` for that scorer, "
+                "which recomputes exactly the files that do not check out")
+    return "\nA file in the store is damaged: restore it from a backup or another copy of the store"
+
+
+def connect(store: Store | str | os.PathLike[str], *, database: str = ":memory:",
+            read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the store's views defined.
+
+    ``read_only=True`` locks the connection's configuration; run user SQL on it with
+    :func:`curate.readonly.run_read_only`, which refuses any statement but a query
+    (what ``curate sql`` does).
 
     >>> con = connect("store")                       # doctest: +SKIP
     >>> con.sql("SELECT domain, count(*) FROM docs GROUP BY 1").show()
@@ -61,9 +83,21 @@ def connect(store: Store | str | os.PathLike[str], *, database: str = ":memory:"
     if not st.corpora():
         raise CurateError(f"store {st.uri!r} has no documents yet: run `curate ingest` first")
     con = duckdb.connect(database)
-    if st.is_local:
-        con.execute("SET file_search_path = ?", [st.root])
-    else:  # object stores: let DuckDB read through the same pyarrow/fsspec filesystem
-        raise CurateError("querying a remote store is not supported yet: copy it locally or use pyarrow.dataset")
-    con.execute(views_sql(st))
+    # pyarrow reports a damaged or unreachable remote file as ArrowException / OSError, DuckDB as duckdb.Error
+    refused = (duckdb.Error,) if st.is_local else (duckdb.Error, pa.ArrowException, OSError)
+    try:
+        if st.is_local:
+            con.execute("SET file_search_path = ?", [st.root])
+            con.execute(views_sql(st))  # reads every file's schema: a damaged file fails here, for every command
+        else:  # DuckDB reads S3 only through an extension it downloads: read through the store's pyarrow.fs
+            from curate.arrow_views import register_views
+
+            register_views(con, st)
+    except refused as exc:
+        con.close()
+        raise CurateError(f"cannot open the views of store {st.uri!r}: {exc}" + damaged_file_hint(st, str(exc))) from None
+    if read_only:
+        from curate.readonly import lock_down
+
+        lock_down(con)
     return con

@@ -5,6 +5,14 @@ atomic: data goes to a temporary name in the same directory and is renamed
 into place, so a killed process never leaves a half file that a later run, or
 a DuckDB reader, would trust.
 
+On an object store (``s3://bucket/prefix``; settings in :mod:`curate.objstore`)
+the rename is a server-side copy then a delete. Readers still never see a
+partial file: the temporary's name ends in ``.tmp`` (no reader's ``*.parquet``
+matches it), and the copy publishes the final key in one step, whole. Writing
+the final key directly would not be safe: pyarrow's S3 stream has no abort, so
+leaving its ``with`` block on an error completes the upload and publishes
+whatever was written so far.
+
 Layout::
 
     store.json                            format version, created, corpora
@@ -15,12 +23,14 @@ Layout::
     features/<scorer>/_manifest.json      per shard fingerprint, rows, seconds
     models/<name>/                        trained models + card
     mixtures/<name>/                      built mixtures
+    locks/<what>.lock                     who runs a writer now (flock; see curate.locks)
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import re
@@ -33,6 +43,7 @@ from typing import IO, Any
 import pyarrow.fs as pafs
 
 from curate.errors import ConfigError, CurateError
+from curate.objstore import access_error
 
 FORMAT_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -48,6 +59,19 @@ class StoreError(CurateError):
     """The store is missing, unreadable, or from an incompatible version."""
 
 
+class StoreWriteError(StoreError):
+    """The store refused a write for a reason only its owner can fix (permissions, space, read-only mount)."""
+
+
+# errors that no retry of the same write can fix: every later write into that directory fails the same way
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_environment_fault(exc: BaseException) -> bool:
+    """True for write errors caused by the store's filesystem (not by the data): fail fast, do not retry."""
+    return isinstance(exc, StoreWriteError) or (isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS)
+
+
 def check_name(kind: str, name: str) -> str:
     """Corpus, scorer, model and mixture names become directory names."""
     if not _NAME_RE.match(name):
@@ -56,6 +80,15 @@ def check_name(kind: str, name: str) -> str:
             "starting with a letter or digit (at most 128 characters)"
         )
     return name
+
+
+@contextlib.contextmanager
+def _object_store_errors(uri: str) -> Iterator[None]:
+    """Turn an object store's refusal (pyarrow raises a bare OSError) into a :class:`StoreError` saying what to set."""
+    try:
+        yield
+    except OSError as exc:
+        raise StoreError(access_error(uri, exc)) from None
 
 
 @dataclass(frozen=True)
@@ -75,33 +108,36 @@ class Store:
         store is an error that says how to make one.
         """
         uri_s = os.fspath(uri)
-        if "://" in uri_s:
-            fs, root = pafs.FileSystem.from_uri(uri_s)
-        else:
-            fs, root = pafs.LocalFileSystem(), str(Path(uri_s).expanduser().resolve())
-        store = cls(uri=uri_s, fs=fs, root=root.rstrip("/"))
-        meta = store.read_json("store.json")
+        remote = "://" in uri_s
+        # an object store is first reached here: a refusal (keys, endpoint, bucket) says what to set
+        with _object_store_errors(uri_s) if remote else contextlib.nullcontext():
+            if remote:
+                fs, root = pafs.FileSystem.from_uri(uri_s)
+            else:
+                fs, root = pafs.LocalFileSystem(), str(Path(uri_s).expanduser().resolve())
+            store = cls(uri=uri_s, fs=fs, root=root.rstrip("/"))
+            meta = store.read_json("store.json")
+            if meta is None and create:
+                store.fs.create_dir(store.root, recursive=True)
+                store.write_json(
+                    "store.json",
+                    {
+                        "format": FORMAT_VERSION,
+                        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                        "corpora": {},
+                    },
+                )
+                return store
         if meta is None:
-            if not create:
-                raise StoreError(
-                    f"no curate store at {uri_s!r}: run `curate ingest ... --store {uri_s}` to create one"
-                )
-            store.fs.create_dir(store.root, recursive=True)
-            store.write_json(
-                "store.json",
-                {
-                    "format": FORMAT_VERSION,
-                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    "corpora": {},
-                },
+            raise StoreError(
+                f"no curate store at {uri_s!r}: run `curate ingest ... --store {uri_s}` to create one"
             )
-        else:
-            fmt = meta.get("format")
-            if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
-                raise StoreError(
-                    f"store {uri_s!r} has format {fmt!r}, newer than this curate supports "
-                    f"({FORMAT_VERSION}): upgrade curate to read it"
-                )
+        fmt = meta.get("format")
+        if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+            raise StoreError(
+                f"store {uri_s!r} has format {fmt!r}, newer than this curate supports "
+                f"({FORMAT_VERSION}): upgrade curate to read it"
+            )
         return store
 
     @property
@@ -171,7 +207,10 @@ class Store:
         try:
             return json.loads(data)
         except json.JSONDecodeError as exc:
-            raise StoreError(f"{self.uri_of(rel)} is not valid JSON ({exc}); restore it or remove it") from exc
+            # curate writes atomically, so a damaged file was changed outside it; deleting a manifest
+            # would orphan the shards it lists, so the advice is to restore, never to remove
+            raise StoreError(f"{self.uri_of(rel)} is not valid JSON ({exc}): it was changed outside curate; "
+                             "restore it from a backup or another copy of the store") from exc
 
     def size(self, rel: str) -> int:
         return self.fs.get_file_info(self.path(rel)).size or 0
@@ -179,19 +218,34 @@ class Store:
     # --------------------------------------------------------------- writes
     @contextlib.contextmanager
     def atomic_output(self, rel: str) -> Iterator[IO[bytes]]:
-        """A writable stream that appears at ``rel`` only if the block succeeds."""
+        """A writable stream that appears at ``rel`` only if the block succeeds.
+
+        A filesystem that refuses the write (permissions, no space) raises :class:`StoreWriteError`
+        naming the directory; whatever was written stays under a temporary name no reader globs.
+        """
         final = self.path(rel)
         parent = final.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
         tmp = temp_name(final)
         try:
+            self.fs.create_dir(parent, recursive=True)
             with self.fs.open_output_stream(tmp) as out:
                 yield out
             self.fs.move(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 self.fs.delete_file(tmp)
+            if isinstance(exc, OSError) and is_environment_fault(exc):
+                raise self.write_error(rel, exc) from exc
             raise
+
+    def write_error(self, rel: str, exc: OSError) -> StoreWriteError:
+        """The message a user sees when the store's filesystem refuses a write: what, where, what to do."""
+        where = self.uri_of(rel.rsplit("/", 1)[0]) if "/" in rel else self.uri_of()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return StoreWriteError(
+            f"cannot write {self.uri_of(rel)}: {reason} ({where}). Make that directory writable "
+            "(or free space) and re-run: finished work is kept and skipped, and no partial file is visible"
+        )
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self.atomic_output(rel) as out:

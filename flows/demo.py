@@ -1,4 +1,5 @@
-"""The demo pipeline as one Prefect flow: ingest the embedded corpus → train the domain model → score."""
+"""The demo pipeline as one Prefect flow: ingest the embedded corpus → train the domain model and the
+reference LMs → score → build the mixture."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from curate.store import Store
 from flows.mixture import build_mixture_flow
 from flows.score import score_flow
 from flows.train_domain import train_domain_flow
+from flows.train_lm import train_lm_flow
 
-DEMO_SCORERS = ["heuristics", "langid", "domain"]
+DEMO_SCORERS = ["heuristics", "langid", "domain", "perplexity", "el2n", "grand"]
+#: micro LMs (~0.1M params) keep LM scoring of ~27k documents to about a minute per scorer on 2 cores;
+#: the proxies are "trained briefly" (Data Diet) and averaged over two seeds
+DEMO_LMS = [{"name": "tiny-lm", "config": "micro", "tokens": 1_000_000},
+            {"name": "proxy", "config": "micro", "tokens": 100_000, "seeds": 2}]
+DEMO_SETTINGS = {"perplexity": {"model": "tiny-lm", "max_tokens": 128},
+                 "el2n": {"model": "proxy", "max_tokens": 128},
+                 "grand": {"model": "proxy", "max_tokens": 64}}
 DEMO_MIXTURE = Path(__file__).resolve().parent.parent / "examples" / "mixtures" / "demo.yaml"
 
 
@@ -28,6 +37,10 @@ def demo_flow(store: str, fresh: bool = False, scorers: list[str] | None = None,
     ingests = ingest_embedded(st, progress=progress)
     # the domain model learns from the pool only; the held-out split measures it honestly later
     card = train_domain_flow(store, labels_sql="SELECT doc_id, text, domain AS label FROM docs WHERE corpus = 'demo'")
-    reports = score_flow(store, scorers or DEMO_SCORERS, workers=workers, progress=progress)
+    lms = [c for spec in DEMO_LMS for c in train_lm_flow(store, progress=progress, **spec)]
+    names = scorers or DEMO_SCORERS
+    reports = score_flow(store, names, {k: v for k, v in DEMO_SETTINGS.items() if k in names}, workers=workers,
+                         progress=progress)
     mixture = build_mixture_flow(store, str(DEMO_MIXTURE))
-    return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "scoring": reports, "mixture": mixture}
+    return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "lms": lms, "scoring": reports,
+            "mixture": mixture}

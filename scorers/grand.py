@@ -6,10 +6,12 @@ tokens, its loss the mean token NLL, and the expectation the mean over proxy
 LMs trained for a few steps with different seeds (the same proxies as EL2N).
 
 ``method``:
-- ``exact`` (default): the full per-document gradient over every parameter, one
-  backward per document (on tiny models this beat ``torch.func.vmap``, whose
-  attention backward has no batching rule on CPU: 41 vs 67 ms per 256-token
-  document). Tied input/output embeddings count once, as autograd sums them.
+- ``exact`` (default): the full per-document gradient over every parameter. For models
+  built from Linear, Embedding and elementwise-norm modules (every Llama-style model) the
+  per-document gradients come from one batched backward with hooks
+  (:mod:`curate.lm.grad_norms`); anything else takes one backward per document
+  (``torch.func.vmap`` was slower than that loop on CPU: its attention backward has no
+  batching rule). Tied input/output embeddings count once, as autograd sums them.
 - ``last_layer``: only the output head's gradient, in closed form
   ``(1/T) (softmax - one_hot)^T h`` from one batched forward: no backward, for
   models too large for exact per-document gradients.
@@ -64,7 +66,7 @@ class GraNdScorer(LMScorer):
         for lm in self._lms:
             seqs = _sequences(lm.encoder, texts, self.settings["max_tokens"])
             if self.settings["method"] == "exact":
-                per_model.append(_exact_norms(lm.model, seqs))
+                per_model.append(_exact_norms(lm.model, seqs, lm.encoder.pad_id, self.batch_tokens))
             else:
                 from curate.lm.nll import uses_plain_head
 
@@ -97,12 +99,21 @@ def _sequences(encoder: Any, texts: list[str], max_tokens: int) -> list[np.ndarr
     return out
 
 
-def _exact_norms(model: Any, seqs: list[np.ndarray]) -> np.ndarray:
-    """||grad of the mean token NLL|| over all parameters, one document at a time."""
+def _exact_norms(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens: int) -> np.ndarray:
+    """||grad of the mean token NLL|| over all parameters per document: batched when the model's modules
+    allow it (:func:`curate.lm.grad_norms.supported`), else one backward per document."""
     import torch
 
-    params = [p for p in model.parameters()]
+    from curate.lm.grad_norms import batched_grad_norms, max_rows, supported
+    from curate.lm.windows import Segment, bucket_batches
+
     out = np.full(len(seqs), np.nan)
+    if supported(model):
+        segs = [Segment(i, s, len(s) - 1) for i, s in enumerate(seqs) if len(s) >= 2]
+        for b in bucket_batches(segs, batch_tokens, pad_id, max_rows=max_rows(model)):
+            out[b.docs] = batched_grad_norms(model, b.ids, b.lengths)
+        return out
+    params = [p for p in model.parameters()]
     for i, seq in enumerate(seqs):
         if len(seq) < 2:
             continue

@@ -203,13 +203,17 @@ def _empty_normalized() -> pa.Table:
     return normalize_rows([], [], FieldMap(), Quarantine("", "", ""))
 
 
+WHITESPACE_ONLY = r"^[\s\x0b\x1c-\x1f\x85\p{Z}]*$"
+
+
 def validate(table: pa.Table, q: Quarantine, max_doc_bytes: int) -> tuple[pa.Table, pa.Array]:
     """Refuse empty, NUL-containing and oversized texts; return kept rows and their byte sizes."""
     if table.num_rows == 0:
         return table, pa.array([], pa.int64())
     text = table.column("text")
     n_bytes = pc.binary_length(text)
-    empty = pc.match_substring_regex(text, r"^\s*$")  # anchored: stops at the first non-space
+    # whitespace as Python's str.isspace: RE2's \s alone misses NBSP, U+3000 and other Unicode spaces
+    empty = pc.match_substring_regex(text, WHITESPACE_ONLY)  # anchored: stops at the first non-space
     nul = pc.match_substring(text, "\x00")
     big = pc.greater(n_bytes, max_doc_bytes)
     bad = pc.or_(pc.or_(empty, nul), big)

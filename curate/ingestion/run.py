@@ -20,6 +20,7 @@ from curate.errors import ConfigError
 from curate.ingestion.fields import FieldMap, validate
 from curate.ingestion.readers import BATCH_ROWS, ReadContext, discover, read
 from curate.ingestion.writer import MANIFEST, ShardWriter
+from curate.locks import default_timeout, store_lock
 from curate.progress import progress as progress_bar
 from curate.store import Store, check_name
 
@@ -87,7 +88,15 @@ def ingest(
     srcs = sources if isinstance(sources, (list, tuple)) else [sources]
     inputs = discover(list(srcs), format, text_glob)
     st = store if isinstance(store, Store) else Store.open(store, create=True)
+    # two ingests into one corpus would both write part-N and drop each other's shards as orphans:
+    # the second waits (then finds its inputs done) or, with CURATE_LOCK_TIMEOUT, fails naming the first
+    with store_lock(st, f"ingest-{corpus}", f"ingest into corpus {corpus!r} of {st.uri}", timeout=default_timeout()):
+        return _ingest_locked(st, corpus, inputs, fields, format, shard_rows, shard_bytes, row_group_rows,
+                              max_doc_bytes, progress)
 
+
+def _ingest_locked(st: Store, corpus: str, inputs: list[Any], fields: FieldMap, format: str, shard_rows: int,
+                   shard_bytes: int, row_group_rows: int, max_doc_bytes: int, progress: bool | None) -> IngestSummary:
     shard_dir = st.shards_dir(corpus)
     manifest = st.read_json(f"{shard_dir}/{MANIFEST}") or {
         "corpus": corpus, "shards": [], "quarantine": [], "runs": []

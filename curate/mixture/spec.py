@@ -37,6 +37,8 @@ def _fmt_parts(parts: dict[str, float]) -> str:
 
 
 def _check_weights(weights: dict[str, float], field: str) -> dict[str, float]:
+    if not weights:
+        raise ValueError(f"{field}: no domain weights given: name at least one domain, e.g. {{web: 0.7, code: 0.3}}")
     bad = {k: v for k, v in weights.items() if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)}
     if bad:
         raise ValueError(f"{field}: weights must be finite and >= 0, got {_fmt_parts(bad)}")
@@ -171,13 +173,18 @@ def load_spec(source: str | os.PathLike[str] | dict[str, Any], *, base_dir: str 
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         where_from, base = str(path), Path(base_dir) if base_dir else path.parent
     if not isinstance(data, dict):
-        raise ConfigError(f"{where_from}: a mixture spec is a mapping (name, tokens, weights, ...), got {type(data).__name__}")
+        got = "an empty file" if data is None else type(data).__name__
+        raise ConfigError(f"{where_from}: a mixture spec is a mapping (name, tokens, weights, ...), got {got}")
     try:
         spec = MixtureSpec.model_validate(data)
     except ValidationError as exc:
         msgs = []
         for e in exc.errors():
             msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "missing":
+                msg = "missing: this field is required"
+            elif e["type"] != "value_error" and isinstance(e.get("input"), (str, int, float, bool)):
+                msg += f" (got {e['input']!r})"  # the YAML value the user must change
             loc = _loc(e["loc"])
             msgs.append(f"{loc}: {msg}" if loc and not msg.startswith(loc.split("[")[0].split(".")[0] + ":") else msg)
         raise ConfigError(f"{where_from}: invalid mixture spec: " + "; ".join(msgs)) from None

@@ -83,7 +83,7 @@ def test_presets_span_1m_to_30m_parameters():
     for name, p in PRESETS.items():
         model = build_model(p["model"], p["train"]["seq_len"], 0)
         sizes[name] = sum(x.numel() for x in model.parameters())
-    assert 0.7e6 < sizes["tiny"] < 1.3e6 and 8e6 < sizes["small"] < 12e6 and 20e6 < sizes["medium"] < 30e6
+    assert 0.05e6 < sizes["micro"] < 0.2e6 and 0.7e6 < sizes["tiny"] < 1.3e6 and 8e6 < sizes["small"] < 12e6 and 20e6 < sizes["medium"] < 30e6
 
 
 def test_schedules():

@@ -85,7 +85,8 @@ def test_el2n_is_bounded_non_constant_and_reproducible(paths, real_docs):
 def test_grand_exact_equals_per_sample_gradients_from_torch_func(paths, real_docs):
     from torch.func import functional_call, grad
 
-    texts = _texts(real_docs, 3, 120)
+    # different lengths in one batch: the batched backward must keep documents apart
+    texts = [t[:n] for t, n in zip(_texts(real_docs, 4, 120), (120, 75, 31, 2))]
     out = GraNdScorer(paths[:1]).score(_batch(texts)).column("grand").to_pylist()
     lm = load_causal_lm(paths[0])
     params = {k: v.detach() for k, v in lm.model.named_parameters()}
@@ -97,6 +98,24 @@ def test_grand_exact_equals_per_sample_gradients_from_torch_func(paths, real_doc
         g = grad(loss)(params, _ids(lm, text))
         expect = math.sqrt(sum(float(v.double().square().sum()) for v in g.values()))
         assert got == pytest.approx(expect, rel=1e-4)
+
+
+def test_grand_batched_exact_equals_one_backward_per_document(paths, real_docs):
+    from curate.lm.grad_norms import supported
+    from scorers.grand import _exact_norms
+
+    lm = load_causal_lm(paths[1])
+    assert supported(lm.model) and lm.model.config.tie_word_embeddings
+    seqs = [np.concatenate(([lm.encoder.bos_id], np.frombuffer(t.encode(), np.uint8).astype(np.int64)))
+            for t in _texts(real_docs, 10, 100)]
+    batched = _exact_norms(lm.model, seqs, lm.encoder.pad_id, 4096)
+    loop = []
+    for seq in seqs:
+        lm.model.zero_grad()
+        x = torch.from_numpy(seq[None])
+        lm.model(input_ids=x, labels=x).loss.backward()
+        loop.append(math.sqrt(sum(float(p.grad.double().square().sum()) for p in lm.model.parameters())))
+    assert np.allclose(batched, loop, rtol=1e-4)
 
 
 def test_grand_last_layer_is_the_output_heads_gradient(paths, real_docs):
@@ -175,3 +194,26 @@ def test_cli_trains_a_seed_family_and_scores_with_model(make_real_store):
     n, ok = connect(store).execute("SELECT count(*), bool_and(el2n > 0 AND grand > 0 AND nll > 0) "
                                    "FROM doc_features").fetchone()
     assert n == 320 and ok
+
+
+def test_shipped_el2n_and_lm_sql_run_as_they_are(proxy_store):
+    from curate.query import SQL_DIR
+
+    el2n, grand = build_scorers(proxy_store, ["el2n", "grand"], {"el2n": {"max_tokens": 128}, "grand": {"max_tokens": 32}})
+    ppl = build_scorers(proxy_store, ["perplexity"], {"perplexity": {"model": "proxy-s0", "max_tokens": 128}})[0]
+    for scorer in (el2n, grand, ppl):  # up to date after the engine test: nothing to do then
+        assert run_scorer(proxy_store, scorer, workers=0, progress=False).ok
+    con = connect(proxy_store)
+    band_body = (SQL_DIR / "perplexity_band.sql").read_text().split("ranked AS (", 1)[1]
+    kept = {}
+    for kind in ("hard", "easy"):
+        text = (SQL_DIR / f"el2n_keep_{kind}.sql").read_text()
+        assert text.split("ranked AS (", 1)[1] == band_body  # the shared band logic has not drifted
+        kept[kind] = con.sql(text).fetchall()
+    assert len(kept["hard"]) == len(kept["easy"]) == 160  # 8 domains x floor(0.5 x 40)
+    assert not {r[0] for r in kept["hard"]} & {r[0] for r in kept["easy"]}
+    for domain in {r[1] for r in kept["hard"]}:
+        assert min(r[3] for r in kept["hard"] if r[1] == domain) >= max(r[3] for r in kept["easy"] if r[1] == domain)
+    rows = con.sql((SQL_DIR / "lm_scores_by_domain.sql").read_text()).fetchall()
+    assert len(rows) == 8 and sum(r[1] for r in rows) == 320
+    assert all(-1 <= r[5] <= 1 and -1 <= r[6] <= 1 for r in rows)

@@ -1,0 +1,100 @@
+"""``curate demo``: the whole pipeline on the embedded real corpus, then what it produced (registered by ``curate.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from curate.cli_common import StoreOpt, console, friendly
+
+
+@friendly
+def demo(
+    store: StoreOpt = Path("demo-store"),
+    fresh: Annotated[bool, typer.Option(help="Delete the demo store first and start from nothing.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU).")] = None,
+) -> None:
+    """Run the whole pipeline on the embedded real corpus (8 domains): ingest → train the domain
+    model and the reference LMs → score (heuristics, langid, domain, perplexity, EL2N, GraNd)
+    through Prefect on Ray → DuckDB reports → a two-phase mixture a training job streams."""
+    from curate.query import SQL_DIR, connect
+    from curate.render import relation_table, rows_table
+    from curate.stats import domain_table
+    from flows.demo import demo_flow
+
+    console.rule("[bold]curate demo")
+    result = demo_flow(str(store), fresh=fresh, workers=workers)
+    console.rule("[bold]1. ingest")
+    for s in result["ingests"]:
+        s.pop("inputs", None)
+        console.print(f"[bold]{s['corpus']}[/]: {s['status']} — read {s['read']:,} = kept {s['kept']:,} + "
+                      f"quarantined {s['quarantined']:,} + duplicates {s['duplicates']:,}")
+    card = result["domain_model"]
+    console.rule("[bold]2. domain model (fastText, trained on the pool's labels)")
+    console.print(rows_table([{"domain": d, **m} for d, m in card["per_domain"].items()],
+                             title=f"validation accuracy {card['accuracy']:.3f} on {card['valid_docs']:,} docs"))
+    console.rule("[bold]3. reference LMs (byte-level Llama, trained here on CPU)")
+    console.print(rows_table([{"model": c["name"], "params": f"{c['params']:,}", "tokens seen": f"{c['tokens_seen']:,}",
+                               "held-out bits/byte": c["heldout_bits_per_byte"], "wall s": c["wall_seconds"]}
+                              for c in result["lms"]],
+                             title="tiny-lm scores perplexity; proxy-s0/s1 (trained briefly) are averaged for EL2N and GraNd"))
+    console.rule("[bold]4. scoring (Prefect flow → Ray actors)")
+    console.print(rows_table(result["scoring"], title="per scorer (re-runs skip shards that are up to date)"))
+    con = connect(store)
+    console.rule("[bold]5. DuckDB over the store")
+    console.print(relation_table(domain_table(con), title="documents per domain"))
+    quarantine = (SQL_DIR / "quarantine_report.sql").read_text()
+    console.print(relation_table(con.sql(quarantine), title="quarantine (sql/quarantine_report.sql)"))
+    query = (SQL_DIR / "domain_quality.sql").read_text()
+    console.print(relation_table(con.sql(query), title="per-domain feature averages (sql/domain_quality.sql)"))
+    _lm_section(con)
+    _mixture_section(store, result["mixture"]["name"])
+    console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/perplexity_band.sql")
+
+
+def _lm_section(con: Any) -> None:
+    from curate.query import SQL_DIR
+    from curate.render import relation_table
+    from curate.selection import band_sql
+
+    console.rule("[bold]6. perplexity, EL2N and GraNd per domain")
+    console.print(relation_table(con.sql((SQL_DIR / "lm_scores_by_domain.sql").read_text()),
+                                 title="sql/lm_scores_by_domain.sql (medians; Spearman = agreement with bits/byte)"))
+    band = band_sql("bits_per_byte", keep="middle", fraction=0.5)
+    console.print(relation_table(con.sql(
+        "SELECT domain, count(*) AS kept, round(min(score), 3) AS from_bpb, round(max(score), 3) AS to_bpb, "
+        f"round(sum(n_bytes) / 1e6, 2) AS mb FROM ({band}) GROUP BY 1 ORDER BY 1"),
+        title="CCNet-style middle 50% by bits/byte, per domain (curate.selection.percentile_band = sql/perplexity_band.sql)"))
+    console.print(relation_table(con.sql(
+        "WITH r AS (SELECT domain, el2n, replace(left(text, 70), chr(10), ' ') AS text, "
+        "row_number() OVER (PARTITION BY domain ORDER BY el2n DESC, doc_id) AS hard, "
+        "row_number() OVER (PARTITION BY domain ORDER BY el2n, doc_id) AS easy "
+        "FROM doc_features WHERE el2n IS NOT NULL) "
+        "SELECT domain, CASE WHEN hard = 1 THEN 'hardest' ELSE 'easiest' END AS el2n_end, round(el2n, 3) AS el2n, text "
+        "FROM r WHERE hard = 1 OR easy = 1 ORDER BY domain, el2n DESC"),
+        title="what EL2N keeps at each end (keep-hard: sql/el2n_keep_hard.sql, keep-easy: sql/el2n_keep_easy.sql)"))
+
+
+def _mixture_section(store: Path, name: str) -> None:
+    from curate.mixture import MixtureManifest
+    from curate.mixture.loader import MixtureDataset
+    from curate.mixture.report import table_rows
+    from curate.render import rows_table
+
+    mix = MixtureManifest.load(store, name)
+    tok = mix.data["tokens"]
+    console.rule("[bold]7. mixture (examples/mixtures/demo.yaml: main 85% + end-of-training anneal 15%)")
+    console.print(rows_table(table_rows(mix), title=f"{mix.name}: {tok['planned']:,} tokens, {tok['unique']:,} unique "
+                                                     f"(x{tok['multiplier']}), phase x domain"))
+    ds = MixtureDataset(store, mix.name, seq_len=256)
+    first = next(iter(ds))
+    console.print(f"curate.MixtureDataset streams it: {ds.total_windows:,} windows of 256+1 byte tokens; the first starts "
+                  f"{bytes(int(t) for t in first[:60] if int(t) < 256).decode('utf-8', 'replace')!r}…")
+    console.print(f"report with plots: {mix.store.uri_of(mix.dir, 'report.md')} (domain_share.png, tokens.png)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``demo`` to the main app."""
+    app.command("demo")(demo)

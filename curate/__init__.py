@@ -18,12 +18,14 @@ _LAZY = {
     "CurateError": ("curate.errors", "CurateError"),
     "MixtureDataset": ("curate.mixture.loader", "MixtureDataset"),
     "build_mixture": ("curate.mixture.build", "build_mixture"),
+    "MatesSelector": ("curate.mates.selector", "MatesSelector"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from curate.docid import doc_id
     from curate.errors import CurateError
     from curate.ingestion import FieldMap, ingest
+    from curate.mates.selector import MatesSelector
     from curate.mixture.build import build_mixture
     from curate.mixture.loader import MixtureDataset
     from curate.query import connect

@@ -11,7 +11,9 @@ import typer
 
 from curate.cli_common import StoreOpt, console, err, friendly
 from curate.cli_demo import register as register_demo
+from curate.cli_experiment import register as register_experiment
 from curate.cli_lm import register as register_lm
+from curate.cli_mates import mates_app
 from curate.cli_mix import mix_app
 from curate.errors import CurateError
 
@@ -236,8 +238,10 @@ def train_domain_cmd(
 
 
 app.add_typer(mix_app, name="mix")
+app.add_typer(mates_app, name="mates")
 register_lm(app)  # curate train-lm
 register_demo(app)  # curate demo
+register_experiment(app)  # curate experiment
 
 flows_app = typer.Typer(help="Prefect deployments: serve them here with cron schedules, or deploy to a work pool.",
                         no_args_is_help=True)

@@ -32,6 +32,10 @@ def build_scorers(store: Store, names: list[str], settings: dict[str, dict[str, 
 
             # a selector trained here is scored with the preprocessing it was trained with
             cfg = {**selector_settings(store, cfg.pop("model", "preselect")), **cfg}
+        elif name == "mates" and "model_path" not in cfg:  # an influence model a MATES stage trained
+            from curate.mates.influence import store_model_path
+
+            cfg["model_path"] = store_model_path(store, cfg.pop("model", "mates"))
         elif name == "perplexity" and "model_path" not in cfg:
             ref = cfg.pop("model", "tiny-lm")
             paths = resolve_lm_paths(store, ref)

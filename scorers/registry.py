@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "perplexity": "scorers.perplexity:PerplexityScorer",
     "el2n": "scorers.el2n:EL2NScorer",
     "grand": "scorers.grand:GraNdScorer",
+    "mates": "scorers.mates:MatesScorer",
 }
 
 

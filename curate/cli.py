@@ -15,6 +15,7 @@ from curate.cli_experiment import register as register_experiment
 from curate.cli_lm import register as register_lm
 from curate.cli_mates import mates_app
 from curate.cli_mix import mix_app
+from curate.cli_preselect import preselect_app
 from curate.errors import CurateError
 
 app = typer.Typer(
@@ -239,6 +240,7 @@ def train_domain_cmd(
 
 app.add_typer(mix_app, name="mix")
 app.add_typer(mates_app, name="mates")
+app.add_typer(preselect_app, name="preselect")
 register_lm(app)  # curate train-lm
 register_demo(app)  # curate demo
 register_experiment(app)  # curate experiment

@@ -12,6 +12,7 @@ runs as it is, and :func:`band_sql` replaces only its parameter and pool CTEs
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -21,6 +22,7 @@ from curate.query import SQL_DIR
 from curate.store import Store
 
 TEMPLATE_FILE = SQL_DIR / "perplexity_band.sql"
+TOP_SHARE_FILE = SQL_DIR / "select_preselect_top.sql"
 KEEP = ("low", "middle", "high")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -38,29 +40,40 @@ def band_bounds(keep: str, fraction: float) -> tuple[float, float]:
     return (1.0 - fraction) / 2, (1.0 + fraction) / 2
 
 
-def _shared_body() -> str:
-    text = TEMPLATE_FILE.read_text()
+def _check_idents(*names: str | None) -> None:
+    """Column and table names are pasted into SQL: only plain identifiers pass."""
+    for ident in names:
+        if ident and not _IDENT.match(ident):
+            raise ConfigError(f"{ident!r} is not a plain column or table name")
+
+
+def _shared_body(template: Path = TEMPLATE_FILE) -> str:
+    text = template.read_text()
     at = text.find("ranked AS (")
     if at < 0:
-        raise ConfigError(f"{TEMPLATE_FILE} lost its `ranked AS (` CTE, which percentile_band reuses")
+        raise ConfigError(f"{template} lost its `ranked AS (` CTE, which {template.stem} selection reuses")
     return text[at:]
+
+
+def _from_template(template: Path, params: str, size: str, column: str, per: str | None, where: str | None,
+                   table: str) -> str:
+    """A template's ``params`` and ``pool`` CTEs written for these arguments; the rest of the file reused."""
+    _check_idents(column, table, per)
+    grp = f'"{per}"' if per else "'all'"
+    filt = f'"{column}" IS NOT NULL' + (f" AND ({where})" if where else "")
+    head = (
+        f"WITH params AS (SELECT {params}),\n"
+        f"pool AS (\n    SELECT doc_id, {grp} AS grp, {size}, \"{column}\" AS score\n"
+        f"    FROM {table}\n    WHERE {filt}\n),\n"
+    )
+    return head + _shared_body(template)
 
 
 def band_sql(column: str, *, keep: str = "middle", fraction: float = 0.5, per: str | None = "domain",
              where: str | None = None, table: str = "doc_features") -> str:
     """The SQL of a percentile band over ``table`` (columns doc_id, n_bytes, ``column``, ``per``)."""
-    for ident in (column, table, *(p for p in [per] if p)):
-        if not _IDENT.match(ident):
-            raise ConfigError(f"{ident!r} is not a plain column or table name")
     lo, hi = band_bounds(keep, fraction)
-    grp = f'"{per}"' if per else "'all'"
-    filt = f'"{column}" IS NOT NULL' + (f" AND ({where})" if where else "")
-    head = (
-        f"WITH params AS (SELECT {lo!r} AS lo, {hi!r} AS hi),\n"
-        f"pool AS (\n    SELECT doc_id, {grp} AS grp, n_bytes, \"{column}\" AS score\n"
-        f"    FROM {table}\n    WHERE {filt}\n),\n"
-    )
-    return head + _shared_body()
+    return _from_template(TEMPLATE_FILE, f"{lo!r} AS lo, {hi!r} AS hi", "n_bytes", column, per, where, table)
 
 
 def percentile_band(con_or_store: duckdb.DuckDBPyConnection | Store | str, column: str = "ppl", *,
@@ -76,6 +89,33 @@ def percentile_band(con_or_store: duckdb.DuckDBPyConnection | Store | str, colum
     """
     con = _connection(con_or_store)
     return con.sql(band_sql(column, keep=keep, fraction=fraction, per=per, where=where))
+
+
+def top_share_sql(column: str = "preselect_score", *, share: float = 0.1, per: str | None = None,
+                  where: str | None = None, table: str = "doc_features") -> str:
+    """The SQL keeping the best-``column`` documents up to ``share`` of the characters (template:
+    ``sql/select_preselect_top.sql``, whose cut logic from ``ranked AS (`` on is reused verbatim)."""
+    if not 0 < share <= 1:
+        raise ConfigError(f"share must be in (0, 1], got {share}")
+    return _from_template(TOP_SHARE_FILE, f"{share!r} AS share", "length(text) AS n_chars", column, per, where, table)
+
+
+def top_share(con_or_store: duckdb.DuckDBPyConnection | Store | str, column: str = "preselect_score", *,
+              share: float = 0.1, per: str | None = None, where: str | None = None) -> duckdb.DuckDBPyRelation:
+    """The top ``share`` of the pool *by characters* ranked by ``column`` (highest first): PreSelect's cut.
+
+    The threshold is computed over the whole pool (or each ``per`` group): documents are taken
+    best first until their characters reach ``share`` of the pool's, the one crossing the line
+    included. Returns a relation (doc_id, grp, n_chars, score, char_share).
+
+    >>> top_share(store, "preselect_score", share=0.1).df()   # doctest: +SKIP
+    """
+    return _connection(con_or_store).sql(top_share_sql(column, share=share, per=per, where=where))
+
+
+def top_share_doc_ids(con_or_store: Any, column: str = "preselect_score", **kw: Any) -> list[str]:
+    """:func:`top_share` as a list of doc_ids."""
+    return [r[0] for r in top_share(con_or_store, column, **kw).fetchall()]
 
 
 def band_doc_ids(con_or_store: Any, column: str = "ppl", **kw: Any) -> list[str]:

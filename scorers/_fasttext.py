@@ -14,6 +14,7 @@ dominates the per-call overhead.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,61 @@ def predict_batch(
     # fastText's softmax can overshoot 1.0 by float error; keep probabilities valid.
     np.clip(probs, 0.0, 1.0, out=probs)
     return labels, probs
+
+
+def label_token(label: str) -> str:
+    """fastText's ``__label__`` token for ``label`` (spaces would split it, so they become ``_``)."""
+    return LABEL_PREFIX + label.replace(" ", "_")
+
+
+def model_labels(model: Any) -> list[str]:
+    """The model's labels without the ``__label__`` prefix, in the model's order."""
+    return [lab.removeprefix(LABEL_PREFIX) for lab in model.f.getLabels("replace")[0]]
+
+
+def label_probs(model: Any, texts: list[str], label: str) -> np.ndarray:
+    """float32 P(``label``) for each text (0.0 where the model never ranks it), for any number of labels."""
+    labels, probs = predict_batch(model, texts, k=len(model_labels(model)))
+    return np.array([row[lab.index(label)] if label in lab else 0.0 for row, lab in zip(probs, labels)],
+                    dtype=np.float32)
+
+
+def fit_supervised(examples: Iterable[tuple[str, str]], out_file: str | os.PathLike[str], *, threads: int | None = None,
+                   seed: int = 0, **params: Any) -> Path:
+    """Train a supervised fastText model on (label, text) pairs and save it to ``out_file``.
+
+    Each text goes through :func:`prepare_line`, exactly as :func:`predict_batch` prepares
+    it at scoring time (newlines to spaces, case kept). ``params`` are fastText's own
+    (``lr``, ``dim``, ``wordNgrams``, ``epoch``, ``bucket`` ...).
+    """
+    import tempfile
+
+    import fasttext
+
+    out = Path(out_file)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        train_file = Path(tmp) / "train.txt"
+        with open(train_file, "w", encoding="utf-8") as f:
+            f.writelines(f"{label_token(label)} {prepare_line(text)}" for label, text in examples)
+        model = fasttext.train_supervised(input=str(train_file), thread=threads or os.cpu_count() or 1, seed=seed,
+                                          verbose=0, **params)
+    model.save_model(str(out))
+    return out
+
+
+def store_model_file(store: Any, name: str, kind: str, how: str, file: str = "model.bin") -> str:
+    """Local path of ``models/<name>/<file>`` in a store, with a clear error when it was never trained.
+
+    ``kind`` names the model in messages ("domain model"), ``how`` is the command that trains it.
+    """
+    from curate.errors import ConfigError
+
+    rel = f"{store.models_dir(name)}/{file}"
+    if not store.exists(rel):
+        raise ConfigError(f"no {kind} {name!r} in the store: run `{how} --store {store.uri}` first")
+    if not store.is_local:
+        raise ConfigError(f"{kind}s must live in a local store for now (fastText loads from a local path)")
+    return store.path(rel)
 
 
 def heads(text: pa.Array | pa.ChunkedArray, max_chars: int | None) -> list[str]:

@@ -8,7 +8,6 @@ card (per-domain validation precision/recall) land in ``models/<name>/``.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +17,16 @@ import pyarrow as pa
 
 from curate.errors import ConfigError
 from curate.store import Store
-from scorers._fasttext import FastTextModelScorer, file_sha256, heads, load_fasttext, predict_batch, prepare_line, top_k_array
+from scorers._fasttext import (
+    FastTextModelScorer,
+    file_sha256,
+    fit_supervised,
+    heads,
+    load_fasttext,
+    predict_batch,
+    store_model_file,
+    top_k_array,
+)
 
 DEFAULT_LABELS_SQL = "SELECT doc_id, text, domain AS label FROM docs WHERE domain IS NOT NULL"
 MODEL_FILE = "model.bin"
@@ -39,10 +47,6 @@ class DomainCard:
     labels_sql: str
     sha256: str
     created: str
-
-
-def _label_token(label: str) -> str:
-    return "__label__" + label.replace(" ", "_")
 
 
 def train_domain(
@@ -67,8 +71,6 @@ def train_domain(
     A model trained earlier with the same SQL and parameters on the same documents is reused
     unless ``force``: retraining would change the model hash and invalidate every domain score.
     """
-    import fasttext
-
     from curate.query import connect
 
     st = store if isinstance(store, Store) else Store.open(store)
@@ -106,16 +108,9 @@ def train_domain(
             and st.exists(f"{st.models_dir(name)}/{MODEL_FILE}")):
         return DomainCard(**old)
     with tempfile.TemporaryDirectory() as tmp:
-        train_file = Path(tmp) / "train.txt"
-        with open(train_file, "w", encoding="utf-8") as f:
-            for label, text, _ in train:
-                f.write(f"{_label_token(label)} {prepare_line(text)}")
-        model = fasttext.train_supervised(
-            input=str(train_file), dim=dim, epoch=epoch, lr=lr, wordNgrams=word_ngrams, bucket=bucket,
-            thread=threads or os.cpu_count() or 1, seed=seed, verbose=0,
-        )
-        model_file = Path(tmp) / MODEL_FILE
-        model.save_model(str(model_file))
+        model_file = fit_supervised(((label, text) for label, text, _ in train), Path(tmp) / MODEL_FILE,
+                                    threads=threads, seed=seed, dim=dim, epoch=epoch, lr=lr, wordNgrams=word_ngrams,
+                                    bucket=bucket)
         per_domain, accuracy = _evaluate(load_fasttext(model_file), valid, labels)
         card = DomainCard(
             name=name, labels=labels, train_docs=len(train), valid_docs=len(valid), accuracy=accuracy,
@@ -147,12 +142,7 @@ def _evaluate(model: Any, valid: list[tuple], labels: list[str]) -> tuple[dict[s
 
 def model_path(store: Store, name: str = "domain") -> str:
     """Local path of a trained domain model, with a clear error when it was never trained."""
-    rel = f"{store.models_dir(name)}/{MODEL_FILE}"
-    if not store.exists(rel):
-        raise ConfigError(f"no domain model {name!r} in the store: run `curate train-domain --store {store.uri}` first")
-    if not store.is_local:
-        raise ConfigError("domain models must live in a local store for now (fastText loads from a local path)")
-    return store.path(rel)
+    return store_model_file(store, name, "domain model", "curate train-domain", MODEL_FILE)
 
 
 class DomainScorer(FastTextModelScorer):

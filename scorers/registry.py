@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "domain": "scorers.domain:DomainScorer",
     "fasttext": "scorers.fasttext:FastTextScorer",
     "perplexity": "scorers.perplexity:PerplexityScorer",
+    "preselect": "scorers.preselect:PreSelectScorer",
     "el2n": "scorers.el2n:EL2NScorer",
     "grand": "scorers.grand:GraNdScorer",
     "mates": "scorers.mates:MatesScorer",

@@ -17,8 +17,9 @@ def demo(
     workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU).")] = None,
 ) -> None:
     """Run the whole pipeline on the embedded real corpus (8 domains): ingest → train the domain
-    model and the reference LMs → score (heuristics, langid, domain, perplexity, EL2N, GraNd)
-    through Prefect on Ray → DuckDB reports → a two-phase mixture a training job streams."""
+    model and the reference LMs → score (heuristics, langid, domain, perplexity, EL2N, GraNd, PreSelect)
+    through Prefect on Ray, plus a PreSelect selector trained from a reference family → DuckDB
+    reports → a two-phase mixture a training job streams."""
     from curate.query import SQL_DIR, connect
     from curate.render import relation_table, rows_table
     from curate.stats import domain_table
@@ -50,6 +51,7 @@ def demo(
     query = (SQL_DIR / "domain_quality.sql").read_text()
     console.print(relation_table(con.sql(query), title="per-domain feature averages (sql/domain_quality.sql)"))
     _lm_section(con)
+    _preselect_section(con, result["preselect"]["card"])
     _mixture_section(store, result["mixture"]["name"])
     console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/perplexity_band.sql")
 
@@ -77,6 +79,26 @@ def _lm_section(con: Any) -> None:
         title="what EL2N keeps at each end (keep-hard: sql/el2n_keep_hard.sql, keep-easy: sql/el2n_keep_easy.sql)"))
 
 
+def _preselect_section(con: Any, card: dict[str, Any]) -> None:
+    from curate.render import relation_table, rows_table
+    from curate.selection import top_share_sql
+
+    console.rule("[bold]7. PreSelect (reference family -> predictive strength -> fastText selector)")
+    console.print(rows_table([{"rank": m["rank"], "member": m["name"], "params": f"{m['params']:,}",
+                               "target bits/char": round(m["target_bpc"], 4)} for m in card["family"]],
+                             title=f"family ranked by {card['ranked_by']} on {card['target']}"))
+    st = card["strength"]
+    dist = ", ".join(f"{k}:{v}" for k, v in sorted(st["distribution"].items(), key=lambda kv: int(kv[0])))
+    console.print(f"strength over {card['sample_docs']:,} sampled docs (score:docs) {dist}; perfect {st['perfect']} "
+                  f"({st['perfect_share']:.1%}); {card['positives']} positives vs {card['negatives']} negatives; "
+                  f"selector validation AUC {card['valid_auc']:.3f}")
+    top = top_share_sql("preselect_score", where="corpus = 'demo'")  # the pool, not the held-out target
+    console.print(relation_table(con.sql(
+        f"SELECT domain, count(*) AS docs, round(sum(n_chars) / 1e6, 2) AS mchars FROM ({top}) t "
+        "JOIN docs USING (doc_id) GROUP BY 1 ORDER BY mchars DESC"),
+        title="top 10% of the pool by characters, ranked by preselect_score (sql/select_preselect_top.sql)"))
+
+
 def _mixture_section(store: Path, name: str) -> None:
     from curate.mixture import MixtureManifest
     from curate.mixture.loader import MixtureDataset
@@ -85,7 +107,7 @@ def _mixture_section(store: Path, name: str) -> None:
 
     mix = MixtureManifest.load(store, name)
     tok = mix.data["tokens"]
-    console.rule("[bold]7. mixture (examples/mixtures/demo.yaml: main 85% + end-of-training anneal 15%)")
+    console.rule("[bold]8. mixture (examples/mixtures/demo.yaml: main 85% + end-of-training anneal 15%)")
     console.print(rows_table(table_rows(mix), title=f"{mix.name}: {tok['planned']:,} tokens, {tok['unique']:,} unique "
                                                      f"(x{tok['multiplier']}), phase x domain"))
     ds = MixtureDataset(store, mix.name, seq_len=256)

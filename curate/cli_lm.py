@@ -29,7 +29,7 @@ def train_lm_cmd(
     seed: Annotated[int, typer.Option(help="Seed for initialisation and data order (same seed, same weights).")] = 0,
     seeds: Annotated[int, typer.Option(help="Train this many models with seeds seed, seed+1, ... named <name>-s0, "
                                             "<name>-s1, ...: the proxy family EL2N and GraNd average over.")] = 1,
-    threads: Annotated[int | None, typer.Option(help="Torch threads (default: all cores).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (default: 1 for models under 2M parameters, which are overhead-bound, else all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Retrain even if the same request already produced this model.")] = False,
 ) -> None:
     """Train a small Llama-style byte-level LM on documents in the store, offline on CPU.

@@ -13,17 +13,28 @@ from curate.embedded import ingest_embedded
 from curate.store import Store
 from flows.mixture import build_mixture_flow
 from flows.score import score_flow
+from curate.preselect.family import member_shape
+from flows.preselect import train_preselect_flow
 from flows.train_domain import train_domain_flow
 from flows.train_lm import train_lm_flow
 
-DEMO_SCORERS = ["heuristics", "langid", "domain", "perplexity", "el2n", "grand"]
+DEMO_SCORERS = ["heuristics", "langid", "domain", "perplexity", "el2n", "grand", "preselect"]
 #: micro LMs (~0.1M params) keep LM scoring of ~27k documents to about a minute per scorer on 2 cores;
 #: the proxies are "trained briefly" (Data Diet) and averaged over two seeds
 DEMO_LMS = [{"name": "tiny-lm", "config": "micro", "tokens": 1_000_000},
             {"name": "proxy", "config": "micro", "tokens": 100_000, "seeds": 2}]
 DEMO_SETTINGS = {"perplexity": {"model": "tiny-lm", "max_tokens": 128},
                  "el2n": {"model": "proxy", "max_tokens": 128},
-                 "grand": {"model": "proxy", "max_tokens": 64}}
+                 "grand": {"model": "proxy", "max_tokens": 64},
+                 "preselect": {"model": "preselect"}}
+#: a PreSelect family sized for the demo (the library default trains 3.4M tokens and samples 2,000
+#: documents, ~20 minutes here): six members of different sizes, seeds and data slices
+DEMO_PRESELECT = {
+    "members": [{"shape": member_shape(h, n), "tokens": t, "seed": i, "slice": i % 3}
+                for i, (h, n, t) in enumerate([(64, 2, 100_000), (64, 2, 200_000), (96, 2, 200_000),
+                                               (96, 2, 300_000), (128, 2, 300_000), (128, 3, 400_000)])],
+    "sample_docs": 1000, "target_docs": 200, "max_chars": 600,
+}
 DEMO_MIXTURE = Path(__file__).resolve().parent.parent / "examples" / "mixtures" / "demo.yaml"
 
 
@@ -38,9 +49,11 @@ def demo_flow(store: str, fresh: bool = False, scorers: list[str] | None = None,
     # the domain model learns from the pool only; the held-out split measures it honestly later
     card = train_domain_flow(store, labels_sql="SELECT doc_id, text, domain AS label FROM docs WHERE corpus = 'demo'")
     lms = [c for spec in DEMO_LMS for c in train_lm_flow(store, progress=progress, **spec)]
+    preselect = train_preselect_flow(store, progress=progress, **DEMO_PRESELECT)
     names = scorers or DEMO_SCORERS
     reports = score_flow(store, names, {k: v for k, v in DEMO_SETTINGS.items() if k in names}, workers=workers,
                          progress=progress)
     mixture = build_mixture_flow(store, str(DEMO_MIXTURE))
-    return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "lms": lms, "scoring": reports,
+    return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "lms": lms, "preselect": preselect,
+            "scoring": reports,
             "mixture": mixture}

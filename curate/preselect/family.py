@@ -29,7 +29,8 @@ SLICE_SALT = "#preselect-slice"
 MIN_MEMBERS = 3
 
 
-def _shape(hidden: int, layers: int) -> dict[str, int]:
+def member_shape(hidden: int, layers: int) -> dict[str, int]:
+    """A Llama shape for a family member: heads of 32 dimensions, MLP 3x wide."""
     return {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": max(2, hidden // 32),
             "intermediate_size": 3 * hidden}
 
@@ -40,12 +41,12 @@ def _shape(hidden: int, layers: int) -> dict[str, int]:
 #: one (h128x3L on 1.2M bytes) made 44% of documents perfect and the AUC fell to 0.74: a wide,
 #: evenly spaced quality spread makes "perfect" unselective, so the spread is kept moderate.
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
-    {"shape": _shape(64, 2), "tokens": 200_000, "seed": 0, "slice": 0},
-    {"shape": _shape(64, 2), "tokens": 400_000, "seed": 1, "slice": 1},
-    {"shape": _shape(96, 2), "tokens": 400_000, "seed": 2, "slice": 2},
-    {"shape": _shape(96, 3), "tokens": 600_000, "seed": 3, "slice": 0},
-    {"shape": _shape(128, 3), "tokens": 800_000, "seed": 4, "slice": 1},
-    {"shape": _shape(128, 4), "tokens": 1_000_000, "seed": 5, "slice": 2},
+    {"shape": member_shape(64, 2), "tokens": 200_000, "seed": 0, "slice": 0},
+    {"shape": member_shape(64, 2), "tokens": 400_000, "seed": 1, "slice": 1},
+    {"shape": member_shape(96, 2), "tokens": 400_000, "seed": 2, "slice": 2},
+    {"shape": member_shape(96, 3), "tokens": 600_000, "seed": 3, "slice": 0},
+    {"shape": member_shape(128, 3), "tokens": 800_000, "seed": 4, "slice": 1},
+    {"shape": member_shape(128, 4), "tokens": 1_000_000, "seed": 5, "slice": 2},
 )
 #: training settings shared by the default members (seq_len is also the scoring window)
 TRAIN_DEFAULTS: dict[str, Any] = {"seq_len": 256, "batch_size": 8, "lr": 3e-3}

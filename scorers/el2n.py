@@ -30,7 +30,7 @@ class EL2NScorer(LMScorer):
     version: ClassVar[str] = "1"
 
     def __init__(self, model_paths: list[str | Path], max_tokens: int = 512, window: int | None = None,
-                 stride: int | None = None, batch_tokens: int = 16384, dtype: str = "auto") -> None:
+                 stride: int | None = None, batch_tokens: int | None = None, dtype: str = "auto") -> None:
         if isinstance(model_paths, (str, Path)):
             model_paths = [model_paths]
         super().__init__(list(model_paths), max_tokens=max_tokens, window=window, stride=stride,

@@ -8,7 +8,8 @@
   are scored in strided windows (see :mod:`curate.lm.windows`).
 
 Every window of an Arrow batch is sorted by length and packed into padded batches of about
-``batch_tokens`` tokens: for tiny models the per-forward overhead dominates, so this runs
+``batch_tokens`` tokens (default: 16,384 for small models, one window for models of 20M+
+parameters, see :func:`scorers._lm.auto_batch_tokens`): for tiny models the per-forward overhead dominates, so this runs
 many times faster than one document per forward. A document's scores do not depend on what
 else is in the batch (up to float rounding; tested). Torch threads are the engine's business:
 it sizes them to the worker's CPU share before ``setup``.
@@ -33,7 +34,7 @@ class PerplexityScorer(LMScorer):
     version: ClassVar[str] = "1"
 
     def __init__(self, model_path: str | Path, max_tokens: int = 1024, window: int | None = None,
-                 stride: int | None = None, batch_tokens: int = 16384, dtype: str = "auto") -> None:
+                 stride: int | None = None, batch_tokens: int | None = None, dtype: str = "auto") -> None:
         super().__init__([model_path], max_tokens=max_tokens, window=window, stride=stride,
                          batch_tokens=batch_tokens, dtype=dtype)
 

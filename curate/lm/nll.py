@@ -52,14 +52,16 @@ def target_logits(model: torch.nn.Module, batch: Batch) -> Iterator[TargetLogits
     rows_np, pos_np = _positions(batch)
     rows, pos = torch.from_numpy(rows_np), torch.from_numpy(pos_np)
     targets = ids[rows, pos + 1]
+    # a row's last token is only ever a target: the model sees every column but the last
+    inputs = ids[:, :-1]
     if uses_plain_head(model):
-        hidden = model.base_model(input_ids=ids).last_hidden_state
+        hidden = model.base_model(input_ids=inputs).last_hidden_state
         head = model.get_output_embeddings()
         for lo in range(0, len(rows), HEAD_CHUNK):
             sl = slice(lo, lo + HEAD_CHUNK)
             yield TargetLogits(head(hidden[rows[sl], pos[sl]]).float(), targets[sl], rows[sl])
     else:
-        logits = model(input_ids=ids).logits
+        logits = model(input_ids=inputs).logits
         yield TargetLogits(logits[rows, pos].float(), targets, rows)
 
 

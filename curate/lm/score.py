@@ -35,7 +35,8 @@ def score_texts(lm: LoadedLM, texts: list[str], *, max_tokens: int, window: int,
         if len(d.ids) == 0:
             continue
         seq = d.ids if enc.bos_id is None else np.concatenate(([enc.bos_id], d.ids))
-        segs.extend(segments(i, seq, window, stride))
+        # window + 1 positions = window model inputs: the last position is only a target
+        segs.extend(segments(i, seq, window + 1, stride))
     nll = np.zeros(len(texts), dtype=np.float64)
     with torch.inference_mode():
         for b in bucket_batches(segs, batch_tokens, enc.pad_id):

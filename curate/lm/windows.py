@@ -1,5 +1,9 @@
 """Long documents as overlapping windows, and windows as length-bucketed padded batches.
 
+(``score_texts`` asks for windows of ``window + 1`` positions: the model reads all but the last
+position of a segment, which is only a target, so a window of model inputs scores ``window``
+tokens and a ``window``-token document plus BOS is one forward, not two.)
+
 A document of ``n`` tokens is scored as the sequence ``[BOS] + ids``: every
 real token is predicted from what precedes it, the first from BOS. A sequence
 longer than the model's ``window`` is cut into windows that each end ``stride``

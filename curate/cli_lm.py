@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from curate.cli_common import StoreOpt, console, friendly
-from curate.errors import ConfigError
 
 
 @friendly
@@ -39,12 +38,10 @@ def train_lm_cmd(
     curate score --scorers perplexity --model <name>; a proxy family for EL2N/GraNd:
     curate train-lm --name proxy --seeds 3 --tokens 200000, then curate score --scorers el2n,grand --model proxy
     """
-    from curate.lm.train import DEFAULT_SQL, train_lm
+    from curate.lm.train import DEFAULT_SQL, seed_runs, train_lm
     from curate.render import rows_table
 
-    if seeds < 1:
-        raise ConfigError("--seeds must be at least 1")
-    runs = [(name, seed)] if seeds == 1 else [(f"{name}-s{i}", seed + i) for i in range(seeds)]
+    runs = seed_runs(name, seed, seeds)
     cards = [train_lm(str(store), n, config=preset, sql=sql or DEFAULT_SQL, eval_sql=eval_sql, tokens=tokens,
                       seq_len=seq_len, batch_size=batch_size, lr=lr, schedule=schedule, seed=s, threads=threads,
                       force=force) for n, s in runs]

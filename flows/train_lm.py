@@ -8,15 +8,15 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from curate.lm.train import DEFAULT_SQL, train_lm
+from curate.lm.train import DEFAULT_SQL, seed_runs, train_lm
 
 
 @flow(name="train-lm", log_prints=True)
 def train_lm_flow(store: str, name: str = "tiny-lm", config: str = "tiny", seeds: int = 1, seed: int = 0,
                   tokens: int | None = None, sql: str = DEFAULT_SQL, progress: bool | None = None) -> list[dict[str, Any]]:
     """Train ``name`` (``seeds`` > 1: ``name-s0``, ``name-s1``, ... with seeds ``seed``, ``seed+1``, ...)."""
-    runs = [(name, seed)] if seeds == 1 else [(f"{name}-s{i}", seed + i) for i in range(seeds)]
-    cards = [train_lm(store, n, config=config, seed=s, tokens=tokens, sql=sql, progress=progress) for n, s in runs]
+    cards = [train_lm(store, n, config=config, seed=s, tokens=tokens, sql=sql, progress=progress)
+             for n, s in seed_runs(name, seed, seeds)]
     rows = "".join(f"| {c.name} | {c.params:,} | {c.tokens_seen:,} | {c.heldout_loss:.4f} | {c.heldout_bits_per_byte:.4f} "
                    f"| {c.wall_seconds:.1f} |\n" for c in cards)
     create_markdown_artifact(

@@ -15,7 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import ConfigError
-from curate.lm.load import check_model_dir, load_causal_lm, model_context, resolve_dtype, weights_sha256
+from curate.lm.load import (
+    check_model_dir,
+    load_causal_lm,
+    model_context,
+    resolve_dtype,
+    weights_sha256,
+)
 from scorers.base import BaseScorer
 
 DEFAULT_WINDOW = 512
@@ -28,9 +34,9 @@ LARGE_MODEL_BYTES = 80 << 20
 
 def auto_batch_tokens(path: Path, window: int) -> int:
     """Padded tokens per forward: many windows for small models, one for large ones."""
-    from curate.lm.load import weight_files
+    from curate.lm.load import weights_bytes
 
-    large = sum(f.stat().st_size for f in weight_files(path)) >= LARGE_MODEL_BYTES
+    large = weights_bytes(path) >= LARGE_MODEL_BYTES
     return window if large else max(window, SMALL_BATCH_TOKENS)
 
 

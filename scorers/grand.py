@@ -89,14 +89,9 @@ class GraNdScorer(LMScorer):
 
 
 def _sequences(encoder: Any, texts: list[str], max_tokens: int) -> list[np.ndarray]:
-    """``[BOS] + ids`` capped so that at most ``max_tokens`` tokens are predicted."""
-    out = []
-    for d in encoder.encode(texts, max_tokens):
-        if encoder.bos_id is None:
-            out.append(d.ids[: max_tokens + 1])
-        else:
-            out.append(np.concatenate(([encoder.bos_id], d.ids)) if len(d.ids) else d.ids)
-    return out
+    """``[BOS] + ids`` capped so that at most ``max_tokens`` tokens are predicted (empty text: ``[BOS]``,
+    which has nothing to predict and is scored as null)."""
+    return [encoder.with_bos(d.ids) for d in encoder.encode(texts, max_tokens)]
 
 
 def _exact_norms(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens: int) -> np.ndarray:

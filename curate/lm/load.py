@@ -36,7 +36,7 @@ def cpu_has_bf16() -> bool:
 def resolve_dtype(dtype: str, path: str | Path) -> str:
     """``float32``/``bfloat16`` as given; ``auto`` = bfloat16 for a large model on a bf16 CPU, else float32."""
     if dtype == "auto":
-        big = sum(f.stat().st_size for f in weight_files(path)) >= AUTO_BF16_MIN_BYTES
+        big = weights_bytes(path) >= AUTO_BF16_MIN_BYTES
         return "bfloat16" if big and cpu_has_bf16() else "float32"
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -78,6 +78,11 @@ def weight_files(path: str | Path) -> list[Path]:
     if not files:
         raise ConfigError(f"{p} has a config.json but no weights ({', '.join(WEIGHT_SUFFIXES)})")
     return files
+
+
+def weights_bytes(path: str | Path) -> int:
+    """Total size of the model's weight files: how big a model is, without loading it."""
+    return sum(f.stat().st_size for f in weight_files(path))
 
 
 def weights_sha256(path: str | Path) -> str:

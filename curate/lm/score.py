@@ -34,7 +34,7 @@ def score_texts(lm: LoadedLM, texts: list[str], *, max_tokens: int, window: int,
     for i, d in enumerate(docs):
         if len(d.ids) == 0:
             continue
-        seq = d.ids if enc.bos_id is None else np.concatenate(([enc.bos_id], d.ids))
+        seq = enc.with_bos(d.ids)
         # window + 1 positions = window model inputs: the last position is only a target
         segs.extend(segments(i, seq, window + 1, stride))
     nll = np.zeros(len(texts), dtype=np.float64)

@@ -103,6 +103,13 @@ class Encoder:
     def is_bytes(self) -> bool:
         return self.tokenizer is None
 
+    def with_bos(self, ids: np.ndarray) -> np.ndarray:
+        """``[BOS] + ids`` (int64), or ``ids`` unchanged for a tokenizer without BOS/EOS: what a
+        document is scored as, so its first token is predicted from something."""
+        if self.bos_id is None:
+            return ids
+        return np.concatenate((np.array([self.bos_id], dtype=np.int64), ids))
+
     def encode(self, texts: list[str], max_tokens: int | None = None) -> list[Encoded]:
         """Encode a batch; ``max_tokens`` caps each document (the rest is not scored)."""
         if self.tokenizer is None:

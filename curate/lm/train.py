@@ -71,6 +71,14 @@ class LMCard:
     versions: dict[str, str] = field(default_factory=dict)
 
 
+def seed_runs(name: str, seed: int, seeds: int) -> list[tuple[str, int]]:
+    """(model name, seed) for one model, or for a family ``<name>-s0``, ``-s1``, ... with seeds
+    ``seed``, ``seed+1``, ... (what ``curate.lm.load.store_lm_paths`` finds by name)."""
+    if seeds < 1:
+        raise ConfigError(f"seeds must be at least 1, got {seeds}")
+    return [(name, seed)] if seeds == 1 else [(f"{name}-s{i}", seed + i) for i in range(seeds)]
+
+
 def _model_config(config: str | dict[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
     """(preset name, model shape, training defaults) from a preset name or an explicit dict."""
     if isinstance(config, str):

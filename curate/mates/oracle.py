@@ -137,7 +137,7 @@ class Prober:
         cap = self.settings.reference_tokens or (ctx - (enc.bos_id is not None))
         for i, d in enumerate(enc.encode(texts, cap)):
             if len(d.ids):
-                seq = d.ids if enc.bos_id is None else np.concatenate(([enc.bos_id], d.ids))
+                seq = enc.with_bos(d.ids)
                 segs.extend(segments(i, seq, ctx, max(1, ctx // 2)))
         self._reference_tokens = int(sum(s.n_targets for s in segs))
         if not self._reference_tokens:
@@ -159,7 +159,7 @@ class Prober:
         enc = self.encoder
         cap = self.settings.max_tokens or (self.context - (enc.bos_id is not None))
         ids = enc.encode([text], cap)[0].ids
-        return ids if enc.bos_id is None else np.concatenate(([enc.bos_id], ids)).astype(np.int64)
+        return enc.with_bos(ids)
 
     def step(self, ids: np.ndarray) -> None:
         """One optimizer step on one sequence (batch 1), gradient clipped."""

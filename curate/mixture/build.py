@@ -207,8 +207,7 @@ def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], 
             st.delete(rel)
         rows = _write_plan(st, base, plan)
         parts = _write_parts(st, base, plan, part_tokens)
-        # every document's first use is epoch 1 (epochs count uses over the whole mixture)
-        unique = int(con.execute("SELECT coalesce(sum(n_tokens), 0) FROM plan_occ WHERE epoch = 1").fetchone()[0])
+        unique = plan.unique_tokens
     finally:
         con.close()
         shutil.rmtree(tmp, ignore_errors=True)

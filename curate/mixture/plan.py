@@ -1,13 +1,15 @@
 """Planning a mixture with DuckDB alone: token targets, supply, repetition, and the sampled plan.
 
 No text is ever read: token counts come from the stored ``n_bytes`` (tokenizer
-``bytes``), and the plan is a table of (phase, domain, doc_id, epoch, n_tokens,
-order key).
+``bytes``). Planning computes only aggregates over a pool table of (doc_id,
+domain, tokens, id hash, per-phase candidacy and prior uses); the plan itself,
+one row per use (phase, domain, doc_id, epoch, n_tokens, order key), is a view
+that the build streams in training order.
 
 Sampling, per domain and phase. Every document has *slots*: its 1st, 2nd, ...
 ``max_epochs``-th use in the whole mixture (the cap is global, so a document
 the main phase used twice has ``max_epochs - 2`` slots left for the anneal).
-Slots are taken in the order (epoch, hash(doc_id, seed, epoch)): whole passes
+Slots are taken in the order (epoch, hash(hash(doc_id), seed, epoch)): whole passes
 first, then a partial pass in seeded hash order that stops at the document
 closest to the target, so a domain's tokens land within one document of it.
 Each pass has its own hash, so epoch 2 is not epoch 1 replayed.
@@ -29,6 +31,7 @@ import duckdb
 
 from curate.errors import ConfigError
 from curate.mixture.spec import MixtureSpec, PhaseSpec
+from curate.query import narrow_doc_features
 from curate.store import Store
 
 BUCKET_SHIFT = 52  # 64-bit hash >> 52 = 4096 buckets
@@ -59,11 +62,12 @@ class Cell:
 
 @dataclass
 class Plan:
-    """A planned mixture. ``con`` holds the temp table ``plan_occ`` (one row per document use)."""
+    """A planned mixture. ``con`` holds the view ``plan_occ`` (one row per document use, computed when read)."""
 
     spec: MixtureSpec
     con: duckdb.DuckDBPyConnection
     cells: list[Cell] = field(default_factory=list)
+    unique_tokens: int = 0  # tokens of the distinct documents used at least once
 
     @property
     def shortfalls(self) -> list[Cell]:
@@ -163,52 +167,128 @@ def _strip_sql(sql: str) -> str:
 
 # --------------------------------------------------------------------------- planning
 
-def _pool_sql(spec: MixtureSpec) -> tuple[str, list[Any]]:
+def _lit(v: Any) -> str:
+    """A Python value as a DuckDB literal (per-domain parameters are inlined into the queries)."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, str):
+        return "'" + v.replace("'", "''") + "'"
+    return str(int(v))
+
+
+def _per_dom(domains: list[str], values: dict[str, Any], cast: str) -> str:
+    """A per-domain parameter as a list literal indexed by the pool's ``dom`` code: no join, no string compare."""
+    return f"([{', '.join(_lit(values.get(d)) for d in domains)}]::{cast}[])[dom]"
+
+
+def _pool_sql(spec: MixtureSpec, features: str) -> tuple[str, list[Any]]:
+    """The pool: every selected document once, with its per-phase candidacy, in one pass over ``features``."""
+    domains = spec.domains()
     # a literal IN list: a filter on the scan, where a subquery would become a join
-    in_list = ", ".join("'" + d.replace("'", "''") + "'" for d in spec.domains())
-    conds, params = [f"domain IN ({in_list})", "n_bytes > 0"], []
+    conds, params = [f"domain IN ({', '.join(_lit(d) for d in domains)})", "n_bytes > 0"], []
     if spec.corpora:
         conds.append("corpus IN (SELECT unnest(?))")
         params.append(spec.corpora)
     if spec.select_sql is not None:
         conds.append(f"doc_id IN (SELECT doc_id FROM ({_strip_sql(spec.select_sql)}))")
-    if spec.where:
-        clause = " AND ".join(f"({w})" for w in spec.where)
-        conds.append(f"doc_id IN (SELECT doc_id FROM doc_features WHERE {clause})")
-    return ("SELECT doc_id, domain, n_bytes::BIGINT AS n, 0::INTEGER AS u FROM docs WHERE "
-            + " AND ".join(conds)), params
+    conds += [f"({w})" for w in spec.where]
+    # per phase: is the document a candidate (its filter), and how often was it used before the phase
+    cols = []
+    for i, p in enumerate(spec.phases):
+        cols.append(f"coalesce(({p.where}), false) AS cand_{i}" if p.where else f"true AS cand_{i}")
+        cols.append(f"0::INTEGER AS u_{i}")
+    # dom: the domain's index in spec.domains(); h0: the id hashed once (every seeded per-pass hash below
+    # is a cheap hash of this integer)
+    dom_list = "[" + ", ".join(_lit(d) for d in domains) + "]"
+    return (f"SELECT doc_id, domain, list_position({dom_list}, domain)::UTINYINT AS dom, n_bytes::BIGINT AS n, "
+            f"hash(doc_id) AS h0, {', '.join(cols)} FROM {features} AS doc_features "
+            f"WHERE {' AND '.join(conds)}"), params
+
+
+@dataclass
+class _Phase:
+    """A phase's sampling parameters per domain: the level ``k`` (whole passes below it, a partial pass
+    at it), the partial pass's remaining tokens ``r`` and its last (hash, doc_id)."""
+
+    idx: int
+    domains: list[str]
+    seed: int
+    max_epochs: int
+    k: dict[str, int] = field(default_factory=dict)
+    r: dict[str, int] = field(default_factory=dict)
+    cut_h: dict[str, int] = field(default_factory=dict)
+    cut_doc: dict[str, str] = field(default_factory=dict)
+    taken: dict[str, int] = field(default_factory=dict)  # tokens the partial pass holds, per domain
+    supply: dict[str, dict[int, int]] = field(default_factory=dict)  # candidate tokens by prior uses u
+
+    def param(self, name: str) -> str:
+        cast = {"k": "INTEGER", "r": "BIGINT", "cut_h": "UBIGINT", "cut_doc": "VARCHAR"}[name]
+        return _per_dom(self.domains, getattr(self, name), cast)
+
+    @property
+    def pass_hash(self) -> str:
+        """The seeded hash ordering this phase's partial pass (a pass of its own: epoch k)."""
+        return f"hash(h0, {self.seed}, {self.param('k')})"
+
+    def partial_sql(self) -> str:
+        """1 when the row is taken by the partial pass, else 0 (NULL parameters: not taken)."""
+        i, k, m, h = self.idx, self.param("k"), self.max_epochs, self.pass_hash
+        ch, cd = self.param("cut_h"), self.param("cut_doc")
+        return (f"coalesce(CASE WHEN u_{i} < {k} AND {k} <= {m} AND ({h} < {ch} OR ({h} = {ch} AND doc_id <= {cd})) "
+                "THEN 1 END, 0)")
+
+    def uses_sql(self) -> str:
+        """How many times a pool row is used in this phase: whole passes after ``u``, plus the partial one."""
+        i, k, m = self.idx, self.param("k"), self.max_epochs
+        return (f"CASE WHEN cand_{i} AND {k} IS NOT NULL THEN greatest(0, least({k} - 1, {m}) - u_{i}) "
+                f"+ {self.partial_sql()} ELSE 0 END")
 
 
 def plan_mixture(store: Store | str, spec: MixtureSpec, *, con: duckdb.DuckDBPyConnection | None = None) -> Plan:
-    """Plan ``spec`` over ``store``; shortfalls are recorded on the cells, never raised here."""
+    """Plan ``spec`` over ``store``; shortfalls are recorded on the cells, never raised here.
+
+    Only aggregates are computed here (a few scans of the pool, no text, no per-use rows):
+    ``plan_occ``, one row per use in training order, is a view the build streams.
+    """
     if con is None:
         from curate.query import connect
 
         con = connect(store)
     con.execute("SET enable_progress_bar = false")
     check_against_store(spec, con)
-    sql, params = _pool_sql(spec)
+    st = store if isinstance(store, Store) else Store.open(store)
+    # the filters read doc_features: join only the feature tables they name (one pass for every phase)
+    features = narrow_doc_features(con, st, *spec.where, *(p.where or "" for p in spec.phases))
+    sql, params = _pool_sql(spec, features)
     con.execute(f"CREATE OR REPLACE TEMP TABLE plan_pool AS {sql}", params)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE plan_occ (phase_idx INTEGER, phase VARCHAR, domain VARCHAR, "
-        "doc_id VARCHAR, epoch INTEGER, n_tokens BIGINT, order_key DOUBLE, first_use BOOLEAN)"
-    )
     plan = Plan(spec=spec, con=con)
     phase_tokens = allocate(spec.tokens, {str(i): p.fraction for i, p in enumerate(spec.phases)})
+    domains = spec.domains()
+    views = []
     for i, phase in enumerate(spec.phases):
-        last = i == len(spec.phases) - 1
-        plan.cells += _plan_phase(con, spec, i, phase, phase_tokens[str(i)], update_usage=not last)
-    stats = {
-        (r[0], r[1]): r[2:]
-        for r in con.execute(
-            # first_use marks a document's first use in its phase: counting it beats count(DISTINCT)
-            "SELECT phase, domain, count(*), count(*) FILTER (first_use), max(epoch), sum(n_tokens) "
-            "FROM plan_occ GROUP BY ALL"
-        ).fetchall()
-    }
-    for c in plan.cells:
-        occ, docs, max_epoch, tokens = stats.get((c.phase, c.domain), (0, 0, 0, 0))
-        c.occurrences, c.docs, c.max_epoch, c.tokens = int(occ), int(docs), int(max_epoch or 0), int(tokens or 0)
+        cells, ph = _plan_phase(con, spec, i, phase, phase_tokens[str(i)])
+        last = i + 1 == len(spec.phases)
+        if last:
+            used = ph.uses_sql()
+        else:
+            # a document's remaining slots are global: the next phase sees this one's uses
+            con.execute(f"UPDATE plan_pool SET u_{i + 1} = u_{i} + {ph.uses_sql()}")
+            used = f"u_{i + 1} - u_{i}"
+        stats = {}
+        for dom, *row, unique in con.execute(f"""
+            SELECT dom, sum(used), count(*) FILTER (used > 0), max(u_{i} + used) FILTER (used > 0), sum(n * used),
+                   sum(n) FILTER (u_{i} + used > 0)
+            FROM (SELECT dom, n, u_{i}, {used} AS used FROM plan_pool) GROUP BY ALL
+        """).fetchall():
+            stats[domains[dom - 1]] = row
+            plan.unique_tokens += int(unique or 0) if last else 0
+        for c in cells:
+            occ, docs, max_epoch, tokens = stats.get(c.domain, (0, 0, 0, 0))
+            c.occurrences, c.docs = int(occ or 0), int(docs or 0)
+            c.max_epoch, c.tokens = int(max_epoch or 0), int(tokens or 0)
+        plan.cells += cells
+        views.append(_occ_view(con, spec, ph, phase))
+    con.execute("CREATE OR REPLACE TEMP VIEW plan_occ AS " + " UNION ALL ".join(f"SELECT * FROM {v}" for v in views))
     return plan
 
 
@@ -225,163 +305,132 @@ def _levels(supply_by_u: dict[int, int], target: int, max_epochs: int) -> tuple[
 
 
 def _plan_phase(con: duckdb.DuckDBPyConnection, spec: MixtureSpec, idx: int, phase: PhaseSpec,
-                tokens: int, *, update_usage: bool) -> list[Cell]:
-    seed, m = spec.seed, spec.max_epochs
+                tokens: int) -> tuple[list[Cell], _Phase]:
+    m, domains = spec.max_epochs, spec.domains()
     weights = spec.phase_weights(phase)
     targets = allocate(tokens, weights)
-    con.execute("DROP VIEW IF EXISTS plan_cand")
-    con.execute("DROP TABLE IF EXISTS plan_cand")
-    if phase.where:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE plan_cand AS SELECT * FROM plan_pool WHERE doc_id IN "
-                    f"(SELECT doc_id FROM doc_features WHERE ({phase.where}))")
-    else:
-        con.execute("CREATE OR REPLACE TEMP VIEW plan_cand AS SELECT * FROM plan_pool")
     supply: dict[str, dict[int, int]] = {}
     docs_n: dict[str, int] = {}
     tokens_1: dict[str, int] = {}
-    for d, u, n_docs, n_tok in con.execute("SELECT domain, u, count(*), sum(n) FROM plan_cand GROUP BY ALL").fetchall():
+    for dom, u, n_docs, n_tok in con.execute(
+            f"SELECT dom, u_{idx}, count(*), sum(n) FROM plan_pool WHERE cand_{idx} GROUP BY ALL").fetchall():
+        d = domains[dom - 1]
         supply.setdefault(d, {})[int(u)] = int(n_tok)
         docs_n[d] = docs_n.get(d, 0) + int(n_docs)
         tokens_1[d] = tokens_1.get(d, 0) + int(n_tok)
-    cells, lv = [], []
+    cells = []
+    ph = _Phase(idx, domains, spec.seed, m, supply=supply)
     for d in sorted(weights):
         t = targets[d]
         k, r, cap = _levels(supply.get(d, {}), t, m) if t > 0 else (1, 0, 0)
         cells.append(Cell(phase=phase.name, domain=d, weight=weights[d], target=t, supply_docs=docs_n.get(d, 0),
                           supply_tokens=tokens_1.get(d, 0), capacity=cap, shortfall=max(0, t - cap)))
         if t > 0:
-            lv.append((d, k, r))
-    if not lv:
-        return cells
-    con.execute("CREATE OR REPLACE TEMP TABLE plan_lv (domain VARCHAR, k INTEGER, r BIGINT)")
-    con.executemany("INSERT INTO plan_lv VALUES (?, ?, ?)", lv)
-    full = [(d, e) for d, k, _r in lv for e in range(1, min(k, m + 1))]
-    con.execute("CREATE OR REPLACE TEMP TABLE plan_full (domain VARCHAR, epoch INTEGER)")
-    if full:
-        con.executemany("INSERT INTO plan_full VALUES (?, ?)", full)
-    cut = _partial_cut(con, seed)
-    con.execute("CREATE OR REPLACE TEMP TABLE plan_cut (domain VARCHAR, h UBIGINT, doc_id VARCHAR, taken BIGINT)")
-    if cut:
-        con.executemany("INSERT INTO plan_cut VALUES (?, ?, ?, ?)", cut)
-    keys = _level_keys(spec, supply, lv, {c[0]: c for c in cut})
-    con.execute("CREATE OR REPLACE TEMP TABLE plan_keys (domain VARCHAR, epoch INTEGER, before DOUBLE, "
-                "taken DOUBLE, hmax DOUBLE, total DOUBLE)")
-    if keys:  # empty when every target is below half of its first document
-        con.executemany("INSERT INTO plan_keys VALUES (?, ?, ?, ?, ?, ?)", keys)
-    # one row per use: whole passes (epochs u+1 .. k-1) and the partial pass (epoch k, hash prefix)
-    con.execute(f"""
-        INSERT INTO plan_occ
-        WITH uses AS (
-            SELECT c.doc_id, c.domain, c.n, f.epoch, f.epoch = c.u + 1 AS first_use
-            FROM plan_cand c JOIN plan_full f ON f.domain = c.domain AND f.epoch > c.u
-            UNION ALL
-            SELECT c.doc_id, c.domain, c.n, lv.k AS epoch, lv.k = c.u + 1 AS first_use
-            FROM plan_cand c JOIN plan_lv lv USING (domain) JOIN plan_cut cut USING (domain)
-            WHERE c.u < lv.k AND lv.k <= {m}
-              AND (hash(c.doc_id, {seed}, lv.k) < cut.h
-                   OR (hash(c.doc_id, {seed}, lv.k) = cut.h AND c.doc_id <= cut.doc_id))
-        )
-        SELECT {idx}, ?, uses.domain, uses.doc_id, uses.epoch, uses.n,
-               {idx} + (pk.before + pk.taken * (hash(uses.doc_id, {seed}, uses.epoch)::DOUBLE / pk.hmax)) / pk.total,
-               uses.first_use
-        FROM uses JOIN plan_keys pk ON pk.domain = uses.domain AND pk.epoch = uses.epoch
-    """, [phase.name])
-    if update_usage:
-        # a document's remaining slots are global: the next phase sees this one's uses
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE plan_pool AS
-            SELECT p.doc_id, p.domain, p.n,
-                   CASE WHEN c.doc_id IS NULL OR lv.k IS NULL THEN p.u
-                        ELSE greatest(p.u, least(lv.k, {m + 1}) - 1) + CASE WHEN p.u < lv.k AND lv.k <= {m}
-                             AND (hash(p.doc_id, {seed}, lv.k) < cut.h OR (hash(p.doc_id, {seed}, lv.k) = cut.h
-                                  AND p.doc_id <= cut.doc_id)) THEN 1 ELSE 0 END
-                   END::INTEGER AS u
-            FROM plan_pool p
-            {"LEFT JOIN (SELECT doc_id FROM plan_cand) c USING (doc_id)" if phase.where else
-             "CROSS JOIN (SELECT 1 AS doc_id) c"}  -- no filter: every pool doc was a candidate
-            LEFT JOIN plan_lv lv ON lv.domain = p.domain
-            LEFT JOIN plan_cut cut ON cut.domain = p.domain
-        """)
-    return cells
+            ph.k[d], ph.r[d] = k, r
+    if ph.k:
+        cut = _partial_cut(con, ph)
+        ph.cut_h = {d: h for d, (h, _doc, _t) in cut.items()}
+        ph.cut_doc = {d: doc for d, (_h, doc, _t) in cut.items()}
+        ph.taken = {d: t for d, (_h, _doc, t) in cut.items()}
+    return cells, ph
 
 
-def _partial_cut(con: duckdb.DuckDBPyConnection, seed: int) -> list[tuple[str, int, str, int]]:
-    """Per domain, the last (hash, doc_id) the partial pass takes: the document closest to the target."""
-    hist: dict[str, list[tuple[int, int]]] = {}
-    rows = con.execute(f"""
-        SELECT c.domain, hash(c.doc_id, {seed}, lv.k) >> {BUCKET_SHIFT} AS b, sum(c.n)
-        FROM plan_cand c JOIN plan_lv lv USING (domain)
-        WHERE lv.r > 0 AND c.u < lv.k GROUP BY ALL ORDER BY 1, 2
-    """).fetchall()
-    for d, b, s in rows:
-        hist.setdefault(d, []).append((int(b), int(s)))
-    r_of = {d: int(r) for d, _k, r in con.execute("SELECT * FROM plan_lv").fetchall()}
-    crossing, before_of = [], {}
-    for d, buckets in hist.items():
-        r, before = r_of[d], 0
-        for b, s in buckets:
-            if before + s >= r:
-                break
-            before += s
-        crossing.append((d, b))
-        before_of[d] = (b, before)
-    con.execute("CREATE OR REPLACE TEMP TABLE plan_cross (domain VARCHAR, b UBIGINT)")
-    if not crossing:  # every target met by whole passes (or short)
-        return []
-    con.executemany("INSERT INTO plan_cross VALUES (?, ?)", crossing)
-    # every crossing bucket in one scan of the candidates (they are ~1/4096 of them)
-    in_bucket: dict[str, list[tuple[str, int, int]]] = {}
-    for d, doc_id, n, h in con.execute(f"""
-        SELECT c.domain, c.doc_id, c.n, hash(c.doc_id, {seed}, lv.k) AS h
-        FROM plan_cand c JOIN plan_lv lv USING (domain) JOIN plan_cross x USING (domain)
-        WHERE c.u < lv.k AND hash(c.doc_id, {seed}, lv.k) >> {BUCKET_SHIFT} = x.b
-        ORDER BY c.domain, h, c.doc_id
-    """).fetchall():
-        in_bucket.setdefault(d, []).append((doc_id, n, h))
-    out = []
-    for d, (b, before) in before_of.items():
-        r = r_of[d]
-        last, cum = None, before
-        for doc_id, n, h in in_bucket.get(d, []):
-            if cum >= r:
-                break
-            after = cum + int(n)
-            if after > r and after - r > r - cum:  # stopping short is closer to the target
-                break
-            last, cum = (int(h), doc_id), after
-        if last is None and before > 0:
-            # nothing from the crossing bucket: cut after the previous bucket's last document
-            last = tuple(con.execute(f"""
-                SELECT hash(c.doc_id, {seed}, lv.k) AS h, c.doc_id FROM plan_cand c JOIN plan_lv lv USING (domain)
-                WHERE c.domain = ? AND c.u < lv.k AND hash(c.doc_id, {seed}, lv.k) >> {BUCKET_SHIFT} < ?
-                ORDER BY h DESC, c.doc_id DESC LIMIT 1
-            """, [d, b]).fetchone())
-        if last is not None:
-            out.append((d, last[0], last[1], cum))
-    return out
+def _occ_view(con: duckdb.DuckDBPyConnection, spec: MixtureSpec, ph: _Phase, phase: PhaseSpec) -> str:
+    """The view of this phase's uses, one row each: whole passes (epochs u+1 .. k-1) and the partial one (k).
 
-
-def _level_keys(spec: MixtureSpec, supply: dict[str, dict[int, int]], lv: list[tuple[str, int, int]],
-                cut: dict[str, tuple[str, int, str, int]]) -> list[tuple[str, int, float, float, float, float]]:
-    """Per (domain, epoch): tokens before that pass, tokens it takes, its hash range, the phase total.
-
-    A use's order key is ``(before + taken * hash / hmax) / total``: the share of
-    the domain's phase tokens consumed by then (hashes are uniform, so this is
-    the token share up to sampling noise), which interleaves domains evenly.
+    A use's order key is ``(before + taken * hash / hmax) / total``: the share of the domain's phase
+    tokens consumed by then (hashes are uniform, so this is the token share up to sampling noise),
+    which interleaves domains evenly within the phase.
     """
-    out = []
-    for d, k, _r in lv:
+    i, m, seed = ph.idx, spec.max_epochs, spec.seed
+    keys = []  # (dom, epoch, before, taken, hmax, total)
+    for d, k in ph.k.items():
+        dom = ph.domains.index(d) + 1
         levels = []
-        for e in range(1, min(k, spec.max_epochs + 1)):
-            taken = sum(s for u, s in supply[d].items() if u < e)
+        for e in range(1, min(k, m + 1)):
+            taken = sum(s for u, s in ph.supply[d].items() if u < e)
             if taken:
                 levels.append((e, taken, TWO64))
-        if d in cut and k <= spec.max_epochs:
-            _d, h, _doc, taken = cut[d]
-            levels.append((k, taken, float(h) + 1.0))
+        if d in ph.cut_h and k <= m:
+            levels.append((k, ph.taken[d], float(ph.cut_h[d]) + 1.0))
         total = sum(t for _e, t, _h in levels) or 1
         before = 0
         for e, taken, hmax in levels:
-            out.append((d, e, float(before), float(taken), hmax, float(total)))
+            keys.append((dom, e, float(before), float(taken), hmax, float(total)))
             before += taken
+    table, view = f"plan_keys_{i}", f"plan_occ_{i}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (dom UTINYINT, epoch INTEGER, before DOUBLE, taken DOUBLE, "
+                "hmax DOUBLE, total DOUBLE)")
+    if keys:  # empty when every target is below half of its first document
+        con.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", keys)
+    k = ph.param("k")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW {view} AS
+        WITH uses AS (
+            SELECT doc_id, domain, dom, n, h0, u_{i} AS u,
+                   unnest(range(u_{i} + 1, least({k} - 1, {m}) + 1)
+                          || CASE WHEN {ph.partial_sql()} = 1 THEN [{k}] ELSE [] END) AS epoch
+            FROM plan_pool WHERE cand_{i} AND {k} IS NOT NULL
+        )
+        SELECT {i} AS phase_idx, {_lit(phase.name)} AS phase, uses.domain, uses.doc_id, uses.epoch::INTEGER AS epoch,
+               uses.n AS n_tokens,
+               {i} + (pk.before + pk.taken * (hash(uses.h0, {seed}, uses.epoch::INTEGER)::DOUBLE / pk.hmax))
+                   / pk.total AS order_key,
+               uses.epoch = uses.u + 1 AS first_use
+        FROM uses JOIN {table} pk ON pk.dom = uses.dom AND pk.epoch = uses.epoch
+    """)
+    return view
+
+
+def _partial_cut(con: duckdb.DuckDBPyConnection, ph: _Phase) -> dict[str, tuple[int, str, int]]:
+    """Per domain, the last (hash, doc_id) the partial pass takes and the tokens it then holds.
+
+    The partial pass stops at the document closest to the target. It is found without sorting the
+    pool: a 4096-bucket histogram of the pass hash gives the bucket where the target is crossed, and
+    only that bucket's documents are sorted.
+    """
+    i, m, k, r, h = ph.idx, ph.max_epochs, ph.param("k"), ph.param("r"), ph.pass_hash
+    live = f"cand_{i} AND {r} > 0 AND u_{i} < {k} AND {k} <= {m}"
+    hist: dict[str, list[tuple[int, int]]] = {}
+    for dom, b, s in con.execute(
+            f"SELECT dom, {h} >> {BUCKET_SHIFT} AS b, sum(n) FROM plan_pool WHERE {live} GROUP BY ALL ORDER BY 1, 2"
+    ).fetchall():
+        hist.setdefault(ph.domains[dom - 1], []).append((int(b), int(s)))
+    before_of: dict[str, tuple[int, int]] = {}
+    for d, buckets in hist.items():
+        before = 0
+        for b, s in buckets:
+            if before + s >= ph.r[d]:
+                break
+            before += s
+        before_of[d] = (b, before)
+    if not before_of:  # every target met by whole passes (or short)
+        return {}
+    x = _per_dom(ph.domains, {d: b for d, (b, _before) in before_of.items()}, "UBIGINT")
+    # every crossing bucket in one scan of the candidates (they are ~1/4096 of them)
+    in_bucket: dict[str, list[tuple[str, int, int]]] = {}
+    for dom, doc_id, n, hv in con.execute(f"""
+        SELECT dom, doc_id, n, {h} AS h FROM plan_pool WHERE {live} AND {h} >> {BUCKET_SHIFT} = {x}
+        ORDER BY dom, h, doc_id
+    """).fetchall():
+        in_bucket.setdefault(ph.domains[dom - 1], []).append((doc_id, n, hv))
+    out = {}
+    for d, (b, before) in before_of.items():
+        r_d = ph.r[d]
+        last, cum = None, before
+        for doc_id, n, hv in in_bucket.get(d, []):
+            if cum >= r_d:
+                break
+            after = cum + int(n)
+            if after > r_d and after - r_d > r_d - cum:  # stopping short is closer to the target
+                break
+            last, cum = (int(hv), doc_id), after
+        if last is None and before > 0:
+            # nothing from the crossing bucket: cut after the previous bucket's last document
+            last = tuple(con.execute(f"""
+                SELECT {h} AS h, doc_id FROM plan_pool
+                WHERE {live} AND dom = ? AND {h} >> {BUCKET_SHIFT} < ? ORDER BY h DESC, doc_id DESC LIMIT 1
+            """, [ph.domains.index(d) + 1, b]).fetchone())
+        if last is not None:
+            out[d] = (int(last[0]), str(last[1]), cum)
     return out

@@ -102,19 +102,25 @@ def _preselect_section(con: Any, card: dict[str, Any]) -> None:
 def _mixture_section(store: Path, name: str) -> None:
     from curate.mixture import MixtureManifest
     from curate.mixture.loader import MixtureDataset
-    from curate.mixture.report import table_rows
+    from curate.mixture.report import score_rows, table_rows
     from curate.render import rows_table
 
     mix = MixtureManifest.load(store, name)
     tok = mix.data["tokens"]
-    console.rule("[bold]8. mixture (examples/mixtures/demo.yaml: main 85% + end-of-training anneal 15%)")
+    console.rule("[bold]8. mixture (examples/mixtures/demo.yaml: PreSelect + perplexity selection; main 85% + "
+                 "end-of-training anneal 15%)")
     console.print(rows_table(table_rows(mix), title=f"{mix.name}: {tok['planned']:,} tokens, {tok['unique']:,} unique "
                                                      f"(x{tok['multiplier']}), phase x domain"))
     ds = MixtureDataset(store, mix.name, seq_len=256)
     first = next(iter(ds))
     console.print(f"curate.MixtureDataset streams it: {ds.total_windows:,} windows of 256+1 byte tokens; the first starts "
                   f"{bytes(int(t) for t in first[:60] if int(t) < 256).decode('utf-8', 'replace')!r}…")
-    console.print(f"report with plots: {mix.store.uri_of(mix.dir, 'report.md')} (domain_share.png, tokens.png)")
+    scores = mix.store.read_json(f"{mix.dir}/scores.json") or {}
+    if scores:
+        console.print(rows_table(score_rows(scores),
+                                 title="what the selection kept: score medians, pool vs selected documents"))
+    console.print(f"report with plots: {mix.store.uri_of(mix.dir, 'report.md')} "
+                  "(domain_share.png, tokens.png, scores.png)")
 
 
 def register(app: typer.Typer) -> None:

@@ -55,13 +55,22 @@ def build(
         console.print(f"[yellow]short[/] {s['phase']}/{s['domain']}: {s['shortfall']:,} of {s['target']:,}")
 
 
-@mix_app.command("show")
+@mix_app.command("inspect")
 @friendly
-def show(name: Annotated[str, typer.Argument(help="Mixture name.")], store: StoreOpt = Path("store")) -> None:
-    """Print a built mixture's phase x domain table and where its report is."""
+def inspect(name: Annotated[str, typer.Argument(help="Mixture name.")], store: StoreOpt = Path("store")) -> None:
+    """Print a built mixture's phase x domain table, its score medians vs the pool, and where its report is."""
     from curate.mixture import MixtureManifest
     from curate.mixture.report import table_rows
 
     m = MixtureManifest.load(store, name)
     _table(table_rows(m), f"{name} (spec {m.data['spec_hash']}, fingerprint {m.fingerprint})")
+    scores = m.store.read_json(f"{m.dir}/scores.json") or {}
+    if scores:
+        from curate.mixture.report import score_rows
+
+        _table(score_rows(scores), "scores: pool vs selected documents")
     console.print(f"report: {m.store.uri_of(m.dir, 'report.md')}")
+
+
+# `show` was the first name of `inspect`; kept so existing scripts work
+mix_app.command("show", hidden=True)(inspect)

@@ -97,6 +97,22 @@ def damaged_file_hint(store: Store, message: str) -> str:
     return "\nA file in the store is damaged: restore it from a backup or another copy of the store"
 
 
+def define_views(con: duckdb.DuckDBPyConnection, st: Store) -> None:
+    """(Re)define the store's views on ``con``: after a run wrote a new feature table, call it again."""
+    # pyarrow reports a damaged or unreachable remote file as ArrowException / OSError, DuckDB as duckdb.Error
+    refused = (duckdb.Error,) if st.is_local else (duckdb.Error, pa.ArrowException, OSError)
+    try:
+        if st.is_local:
+            con.execute("SET file_search_path = ?", [st.root])
+            con.execute(views_sql(st))  # reads every file's schema: a damaged file fails here, for every command
+        else:  # DuckDB reads S3 only through an extension it downloads: read through the store's pyarrow.fs
+            from curate.arrow_views import register_views
+
+            register_views(con, st)
+    except refused as exc:
+        raise CurateError(f"cannot open the views of store {st.uri!r}: {exc}" + damaged_file_hint(st, str(exc))) from None
+
+
 def connect(store: Store | str | os.PathLike[str], *, database: str = ":memory:",
             read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the store's views defined.
@@ -112,19 +128,11 @@ def connect(store: Store | str | os.PathLike[str], *, database: str = ":memory:"
     if not st.corpora():
         raise CurateError(f"store {st.uri!r} has no documents yet: run `curate ingest` first")
     con = duckdb.connect(database)
-    # pyarrow reports a damaged or unreachable remote file as ArrowException / OSError, DuckDB as duckdb.Error
-    refused = (duckdb.Error,) if st.is_local else (duckdb.Error, pa.ArrowException, OSError)
     try:
-        if st.is_local:
-            con.execute("SET file_search_path = ?", [st.root])
-            con.execute(views_sql(st))  # reads every file's schema: a damaged file fails here, for every command
-        else:  # DuckDB reads S3 only through an extension it downloads: read through the store's pyarrow.fs
-            from curate.arrow_views import register_views
-
-            register_views(con, st)
-    except refused as exc:
+        define_views(con, st)
+    except CurateError:
         con.close()
-        raise CurateError(f"cannot open the views of store {st.uri!r}: {exc}" + damaged_file_hint(st, str(exc))) from None
+        raise
     if read_only:
         from curate.readonly import lock_down
 

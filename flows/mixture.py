@@ -15,7 +15,8 @@ from curate.mixture.report import markdown
 def build_mixture_flow(store: str, spec: str, allow_short: bool = False) -> dict[str, Any]:
     """Build ``spec`` (a YAML path) over ``store``; refuses a short supply unless ``allow_short``."""
     m = build_mixture(store, spec, allow_short=allow_short)
-    create_markdown_artifact(markdown(m), key="curate-mixture", description=f"mixture {m.name}")
+    scores = m.store.read_json(f"{m.dir}/scores.json")  # selected-vs-pool score medians, when features exist
+    create_markdown_artifact(markdown(m, scores=scores), key="curate-mixture", description=f"mixture {m.name}")
     t = m.data["tokens"]
     print(f"mixture {m.name}: {t['planned']:,} tokens, {t['unique']:,} unique, {m.data['rows']:,} document uses")
     return m.data

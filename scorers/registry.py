@@ -25,6 +25,7 @@ BUILTIN: dict[str, str] = {
     "fasttext": "scorers.fasttext:FastTextScorer",
     "perplexity": "scorers.perplexity:PerplexityScorer",
     "preselect": "scorers.preselect:PreSelectScorer",
+    "tokens": "scorers.tokens:TokenCountScorer",
     "el2n": "scorers.el2n:EL2NScorer",
     "grand": "scorers.grand:GraNdScorer",
     "mates": "scorers.mates:MatesScorer",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -46,3 +47,7 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
         assert con.execute(f"SELECT count(*) = count(DISTINCT doc_id) AND count(*) = (SELECT count(*) FROM docs) "
                            f"FROM {table}").fetchone()[0]
     assert (store / "mixtures" / "demo-mix" / "domain_share.png").stat().st_size > 10_000
+    assert "what the selection kept" in first  # the mixture selects on PreSelect and perplexity ...
+    scores = json.loads((store / "mixtures" / "demo-mix" / "scores.json").read_text())
+    ps = scores["preselect_score"]
+    assert ps["selected"]["docs"] < ps["pool"]["docs"] and ps["selected"]["median"] > ps["pool"]["median"]

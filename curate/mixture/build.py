@@ -2,7 +2,8 @@
 
 Output, under ``mixtures/<name>/``::
 
-    part-00000.parquet   position, phase, domain, doc_id, epoch, n_tokens, text (training order)
+    part-00000.parquet   position, phase, domain, doc_id, epoch, n_tokens, text (training order),
+                         and token_ids (int32) when the spec names a Hugging Face tokenizer
     plan.parquet         the same rows without text (every use of every document)
     manifest.json        spec + hash, store fingerprint, phase x domain table, shortfalls, parts
     report.md, *.png     the report (see curate.mixture.report)
@@ -41,6 +42,8 @@ PLAN_SCHEMA = pa.schema([
     pa.field("n_tokens", pa.int64(), nullable=False),
 ])
 PART_SCHEMA = PLAN_SCHEMA.append(pa.field("text", pa.large_string(), nullable=False))
+#: with a Hugging Face tokenizer the parts also carry the ids (no BOS/EOS; a loader adds EOS per document)
+IDS_FIELD = pa.field("token_ids", pa.large_list(pa.int32()), nullable=False)
 ROW_GROUP_ROWS = 2048
 PART_TOKENS = 64 << 20  # tokens per output shard (bytes tokenizer: ~64 MB of text)
 
@@ -161,8 +164,12 @@ def _write_parts(store: Store, base: str, plan: Plan, part_tokens: int) -> list[
     writer: _PartWriter | None = None
     cum = 0
     first_position = 0
+    encoder = plan.tokenizer.encoder() if plan.tokenizer is not None else None
+    schema = PART_SCHEMA if encoder is None else PART_SCHEMA.append(IDS_FIELD)
     try:
         for t in _batches(plan.con, sql, PART_SCHEMA):
+            if encoder is not None:
+                t = t.append_column(IDS_FIELD, _token_ids(encoder, t))
             n = t.column("n_tokens").to_numpy()
             before = cum + np.cumsum(n) - n  # tokens before each row: decides its shard
             idx = before // part_tokens
@@ -175,7 +182,7 @@ def _write_parts(store: Store, base: str, plan: Plan, part_tokens: int) -> list[
                     name = Store.shard_name(len(parts))
                     first_position = int(piece.column("position")[0].as_py())
                     parts.append({"name": name, "first_position": first_position})
-                    writer = _PartWriter(store, f"{base}/{name}", PART_SCHEMA)
+                    writer = _PartWriter(store, f"{base}/{name}", schema)
                 writer.write(piece)
                 parts[-1].update(rows=writer.rows, tokens=writer.tokens)
     except BaseException as exc:
@@ -187,8 +194,18 @@ def _write_parts(store: Store, base: str, plan: Plan, part_tokens: int) -> list[
     return parts
 
 
+def _token_ids(encoder: Any, t: pa.Table) -> pa.Array:
+    """The texts' token ids; their lengths must be the counts the plan used."""
+    enc = encoder.encode_batch(t.column("text").to_pylist(), add_special_tokens=False)
+    ids = pa.array([e.ids for e in enc], IDS_FIELD.type)
+    if not pa.compute.all(pa.compute.equal(pa.compute.list_value_length(ids), t.column("n_tokens"))).as_py():
+        raise CurateError("a document's token count differs from the stored `tokens` table: the tokenizer files "
+                          "changed during the build; build again (the counts are redone)")
+    return ids
+
+
 def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], *, allow_short: bool = False,
-                  part_tokens: int = PART_TOKENS, report: bool = True) -> MixtureManifest:
+                  part_tokens: int = PART_TOKENS, report: bool = True, progress: bool | None = None) -> MixtureManifest:
     """Plan and materialize ``spec`` into ``mixtures/<name>/``; refuse a short supply unless ``allow_short``."""
     from curate.query import connect
 
@@ -199,7 +216,7 @@ def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], 
     try:
         con.execute("SET temp_directory = ?", [tmp])
         con.execute("SET preserve_insertion_order = true")
-        plan = plan_mixture(st, sp, con=con)
+        plan = plan_mixture(st, sp, con=con, progress=progress)
         if plan.shortfalls and not allow_short:
             raise ShortfallError(shortfall_message(sp, plan.shortfalls))
         base = st.mixtures_dir(sp.name)
@@ -208,6 +225,8 @@ def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], 
         rows = _write_plan(st, base, plan)
         parts = _write_parts(st, base, plan, part_tokens)
         unique = plan.unique_tokens
+        if report:
+            st.write_json(f"{base}/scores.json", _scores(st, con, plan))
     finally:
         con.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -222,6 +241,18 @@ def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], 
 
         write_report(manifest)
     return manifest
+
+
+def _scores(st: Store, con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
+    """Score distributions of the selected documents vs the pool, for the report."""
+    from curate.mixture.report import SCORE_COLUMNS, score_distributions
+    from curate.query import narrow_doc_features
+
+    have = {r[0] for r in con.execute("DESCRIBE doc_features").fetchall()}
+    columns = [c for c in SCORE_COLUMNS if c in have]
+    if not columns:
+        return {}
+    return score_distributions(con, narrow_doc_features(con, st, *columns), plan.pool_sql(), plan.used_sql, columns)
 
 
 def _manifest(st: Store, sp: MixtureSpec, plan: Plan, parts: list[dict[str, Any]], rows: int,
@@ -245,6 +276,7 @@ def _manifest(st: Store, sp: MixtureSpec, plan: Plan, parts: list[dict[str, Any]
         "store": store_fingerprint(st),
         "duckdb": duckdb.__version__,  # the seeded hash comes from DuckDB: record which one
         "tokenizer": sp.tokenizer,
+        "tokenizer_info": plan.tokenizer.to_dict() if plan.tokenizer is not None else None,
         "tokens": {"target": sp.tokens, "planned": plan.tokens, "unique": unique,
                    # Muennighoff et al.: the repetition multiplier is what costs quality
                    "multiplier": round(plan.tokens / unique, 4) if unique else None},

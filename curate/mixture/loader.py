@@ -1,7 +1,8 @@
 """``MixtureDataset``: a built mixture as a resumable torch ``IterableDataset``.
 
 The global stream is the mixture's documents in training order, tokenized
-(``bytes``: UTF-8 bytes as ids 0..255, then EOS = 256 after every document),
+(``bytes``: UTF-8 bytes as ids 0..255, then EOS = 256 after every document; a
+Hugging Face tokenizer: the ids the build stored, then the tokenizer's EOS),
 cut into consecutive, non-overlapping windows of ``seq_len + 1`` tokens (the
 last incomplete window is dropped; split a window into inputs ``w[:-1]`` and
 targets ``w[1:]``).
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -51,12 +53,9 @@ class MixtureDataset(IterableDataset):
     """Stream a built mixture as packed token windows (``LongTensor[seq_len + 1]``)."""
 
     def __init__(self, store: Store | str | os.PathLike[str], name: str, seq_len: int, *,
-                 rank: int | None = None, world_size: int | None = None, tokenizer: str = "bytes",
-                 loop: bool = False) -> None:
+                 rank: int | None = None, world_size: int | None = None, loop: bool = False) -> None:
         from curate.mixture.build import MixtureManifest
 
-        if tokenizer != "bytes":
-            raise CurateError(f"tokenizer {tokenizer!r} is not supported yet: only 'bytes'")
         if seq_len < 1:
             raise CurateError(f"seq_len must be >= 1, got {seq_len}")
         st = store if isinstance(store, Store) else Store.open(store)
@@ -66,7 +65,12 @@ class MixtureDataset(IterableDataset):
         self.world_size = w if world_size is None else world_size
         if not 0 <= self.rank < self.world_size:
             raise CurateError(f"rank {self.rank} is outside world size {self.world_size}")
-        self.seq_len, self.loop, self.tokenizer = seq_len, loop, tokenizer
+        self.seq_len, self.loop = seq_len, loop
+        info = self.manifest.data.get("tokenizer_info")
+        self.tokenizer: str = self.manifest.data.get("tokenizer", "bytes")
+        #: the id after every document, and how many ids a window can hold (for the model's embedding)
+        self.eos_id: int = EOS if info is None else int(info["eos_token_id"])
+        self.vocab_size: int = VOCAB_SIZE if info is None else int(info["vocab_size"])
         # stream tokens per part: document bytes + one EOS per document
         self._part_tokens = [int(p["tokens"]) + int(p["rows"]) for p in self.manifest.parts]
         self.total_windows = sum(self._part_tokens) // (seq_len + 1)
@@ -90,8 +94,13 @@ class MixtureDataset(IterableDataset):
     # ------------------------------------------------------------------ stream
     def _part_tokens_array(self, index: int) -> np.ndarray:
         st = self.manifest.store
+        column = "text" if self.tokenizer == "bytes" else "token_ids"
         with st.fs.open_input_file(st.path(f"{self.manifest.dir}/{self.manifest.parts[index]['name']}")) as f:
-            col = pq.read_table(f, columns=["text"]).column("text").combine_chunks()
+            col = pq.read_table(f, columns=[column]).column(column).combine_chunks()
+        if column == "token_ids":
+            ends = np.cumsum(pc.list_value_length(col).to_numpy())
+            ids = pc.list_flatten(col).to_numpy().astype(np.int32)
+            return np.insert(ids, ends, self.eos_id)  # EOS after every document
         bufs = col.buffers()
         offsets = np.frombuffer(bufs[1], dtype=np.int64)[col.offset:col.offset + len(col) + 1]
         data = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]]

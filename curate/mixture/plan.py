@@ -1,7 +1,8 @@
 """Planning a mixture with DuckDB alone: token targets, supply, repetition, and the sampled plan.
 
 No text is ever read: token counts come from the stored ``n_bytes`` (tokenizer
-``bytes``). Planning computes only aggregates over a pool table of (doc_id,
+``bytes``) or the ``tokens`` feature table (a Hugging Face tokenizer; counted
+once). Planning computes only aggregates over a pool table of (doc_id,
 domain, tokens, id hash, per-phase candidacy and prior uses); the plan itself,
 one row per use (phase, domain, doc_id, epoch, n_tokens, order key), is a view
 that the build streams in training order.
@@ -31,6 +32,7 @@ import duckdb
 
 from curate.errors import ConfigError
 from curate.mixture.spec import MixtureSpec, PhaseSpec
+from curate.mixture.tokens import MixtureTokenizer
 from curate.query import narrow_doc_features
 from curate.store import Store
 
@@ -68,6 +70,15 @@ class Plan:
     con: duckdb.DuckDBPyConnection
     cells: list[Cell] = field(default_factory=list)
     unique_tokens: int = 0  # tokens of the distinct documents used at least once
+    tokenizer: MixtureTokenizer | None = None  # None: bytes
+    used_sql: str = ""  # a query of the doc_id of every document used at least once
+
+    def pool_sql(self) -> str:
+        """The documents the mixture chooses from before any selection: the spec's corpora and domains."""
+        sql = f"SELECT doc_id FROM docs WHERE domain IN ({', '.join(_lit(d) for d in self.spec.domains())})"
+        if self.spec.corpora:
+            sql += f" AND corpus IN ({', '.join(_lit(c) for c in self.spec.corpora)})"
+        return sql
 
     @property
     def shortfalls(self) -> list[Cell]:
@@ -181,11 +192,11 @@ def _per_dom(domains: list[str], values: dict[str, Any], cast: str) -> str:
     return f"([{', '.join(_lit(values.get(d)) for d in domains)}]::{cast}[])[dom]"
 
 
-def _pool_sql(spec: MixtureSpec, features: str) -> tuple[str, list[Any]]:
+def _pool_sql(spec: MixtureSpec, features: str, n_tokens: str) -> tuple[str, list[Any]]:
     """The pool: every selected document once, with its per-phase candidacy, in one pass over ``features``."""
     domains = spec.domains()
     # a literal IN list: a filter on the scan, where a subquery would become a join
-    conds, params = [f"domain IN ({', '.join(_lit(d) for d in domains)})", "n_bytes > 0"], []
+    conds, params = [f"domain IN ({', '.join(_lit(d) for d in domains)})", f"{n_tokens} > 0"], []
     if spec.corpora:
         conds.append("corpus IN (SELECT unnest(?))")
         params.append(spec.corpora)
@@ -200,7 +211,7 @@ def _pool_sql(spec: MixtureSpec, features: str) -> tuple[str, list[Any]]:
     # dom: the domain's index in spec.domains(); h0: the id hashed once (every seeded per-pass hash below
     # is a cheap hash of this integer)
     dom_list = "[" + ", ".join(_lit(d) for d in domains) + "]"
-    return (f"SELECT doc_id, domain, list_position({dom_list}, domain)::UTINYINT AS dom, n_bytes::BIGINT AS n, "
+    return (f"SELECT doc_id, domain, list_position({dom_list}, domain)::UTINYINT AS dom, {n_tokens}::BIGINT AS n, "
             f"hash(doc_id) AS h0, {', '.join(cols)} FROM {features} AS doc_features "
             f"WHERE {' AND '.join(conds)}"), params
 
@@ -244,24 +255,30 @@ class _Phase:
                 f"+ {self.partial_sql()} ELSE 0 END")
 
 
-def plan_mixture(store: Store | str, spec: MixtureSpec, *, con: duckdb.DuckDBPyConnection | None = None) -> Plan:
+def plan_mixture(store: Store | str, spec: MixtureSpec, *, con: duckdb.DuckDBPyConnection | None = None,
+                 progress: bool | None = None) -> Plan:
     """Plan ``spec`` over ``store``; shortfalls are recorded on the cells, never raised here.
 
     Only aggregates are computed here (a few scans of the pool, no text, no per-use rows):
-    ``plan_occ``, one row per use in training order, is a view the build streams.
+    ``plan_occ``, one row per use in training order, is a view the build streams. With a Hugging
+    Face tokenizer, documents not yet counted under it are counted first (the ``tokens`` table).
     """
-    if con is None:
-        from curate.query import connect
+    from curate.mixture.tokens import ensure_token_counts, resolve_tokenizer
+    from curate.query import connect, define_views
 
-        con = connect(store)
+    st = store if isinstance(store, Store) else Store.open(store)
+    con = con if con is not None else connect(st)
     con.execute("SET enable_progress_bar = false")
     check_against_store(spec, con)
-    st = store if isinstance(store, Store) else Store.open(store)
+    tokenizer = resolve_tokenizer(st, spec)
+    if tokenizer is not None and ensure_token_counts(st, tokenizer, progress=progress):
+        define_views(con, st)  # the counts are a new (or renewed) feature table
+    n_tokens = "n_bytes" if tokenizer is None else "token_count"
     # the filters read doc_features: join only the feature tables they name (one pass for every phase)
-    features = narrow_doc_features(con, st, *spec.where, *(p.where or "" for p in spec.phases))
-    sql, params = _pool_sql(spec, features)
+    features = narrow_doc_features(con, st, n_tokens, *spec.where, *(p.where or "" for p in spec.phases))
+    sql, params = _pool_sql(spec, features, n_tokens)
     con.execute(f"CREATE OR REPLACE TEMP TABLE plan_pool AS {sql}", params)
-    plan = Plan(spec=spec, con=con)
+    plan = Plan(spec=spec, con=con, tokenizer=tokenizer)
     phase_tokens = allocate(spec.tokens, {str(i): p.fraction for i, p in enumerate(spec.phases)})
     domains = spec.domains()
     views = []
@@ -282,6 +299,8 @@ def plan_mixture(store: Store | str, spec: MixtureSpec, *, con: duckdb.DuckDBPyC
         """).fetchall():
             stats[domains[dom - 1]] = row
             plan.unique_tokens += int(unique or 0) if last else 0
+        if last:
+            plan.used_sql = f"SELECT doc_id FROM plan_pool WHERE u_{i} + ({used}) > 0"
         for c in cells:
             occ, docs, max_epoch, tokens = stats.get(c.domain, (0, 0, 0, 0))
             c.occurrences, c.docs = int(occ or 0), int(docs or 0)
@@ -348,7 +367,7 @@ def _occ_view(con: duckdb.DuckDBPyConnection, spec: MixtureSpec, ph: _Phase, pha
         dom = ph.domains.index(d) + 1
         levels = []
         for e in range(1, min(k, m + 1)):
-            taken = sum(s for u, s in ph.supply[d].items() if u < e)
+            taken = sum(s for u, s in ph.supply.get(d, {}).items() if u < e)  # no supply: short
             if taken:
                 levels.append((e, taken, TWO64))
         if d in ph.cut_h and k <= m:

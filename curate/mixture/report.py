@@ -3,7 +3,9 @@
 - ``domain_share.png``: each domain's share of the tokens across training steps
   (read from ``plan.parquet``), so the phase switch is visible;
 - ``tokens.png``: tokens per phase x domain;
-- ``report.md``: the phase x domain token table, repetition, shortfalls.
+- ``scores.png``: each score's distribution over the pool vs over the selected documents
+  (from ``scores.json``, written by the build while its plan is at hand);
+- ``report.md``: the phase x domain token table, repetition, shortfalls, score medians.
 """
 
 from __future__ import annotations
@@ -18,6 +20,36 @@ if TYPE_CHECKING:
     from curate.mixture.build import MixtureManifest
 
 STEPS = 50  # bins along training for the share plot (more bins: noise from single long documents)
+#: doc_features columns whose pool-vs-selected distributions the report shows, when the store has them
+SCORE_COLUMNS = ("preselect_score", "bits_per_byte", "el2n", "grand", "alpha_ratio", "domain_score")
+SCORE_BINS = 40
+
+
+def score_distributions(con: Any, features: str, pool_sql: str, selected_sql: str,
+                        columns: list[str]) -> dict[str, Any]:
+    """Histograms (shared edges) and medians of ``columns`` over the pool and over the selected documents.
+
+    ``features`` is a doc_features view or subquery; ``pool_sql`` and ``selected_sql`` return
+    ``doc_id`` (each document once). Everything is aggregated in DuckDB: no score column is
+    loaded into Python.
+    """
+    out: dict[str, Any] = {}
+    for col in columns:
+        q = f'SELECT "{col}"::DOUBLE AS v FROM {features} f WHERE doc_id IN ({{ids}}) AND isfinite("{col}"::DOUBLE)'
+        lo, hi = con.execute(f"SELECT min(v), max(v) FROM ({q.format(ids=pool_sql)})").fetchone()
+        if lo is None:
+            continue
+        width = (hi - lo) / SCORE_BINS or 1.0
+        entry: dict[str, Any] = {"edges": [lo + i * width for i in range(SCORE_BINS + 1)]}
+        for key, ids in (("pool", pool_sql), ("selected", selected_sql)):
+            counts = [0] * SCORE_BINS
+            for b, c in con.execute(f"SELECT least(floor((v - {lo}) / {width})::INTEGER, {SCORE_BINS - 1}) AS b, "
+                                    f"count(*) FROM ({q.format(ids=ids)}) GROUP BY b").fetchall():
+                counts[int(b)] = int(c)
+            med = con.execute(f"SELECT median(v) FROM ({q.format(ids=ids)})").fetchone()[0]
+            entry[key] = {"counts": counts, "docs": sum(counts), "median": None if med is None else round(med, 6)}
+        out[col] = entry
+    return out
 
 
 def _png(fig: Any) -> bytes:
@@ -50,6 +82,13 @@ def domain_share(manifest: MixtureManifest, steps: int = STEPS) -> tuple[np.ndar
         acc += p["tokens"]
         bounds.append(float(acc))
     return edges, domains, share, bounds
+
+
+def score_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per score: documents and median over the pool and over the selected documents."""
+    return [{"score": col, "pool docs": e["pool"]["docs"], "pool median": e["pool"]["median"],
+             "selected docs": e["selected"]["docs"], "selected median": e["selected"]["median"]}
+            for col, e in sorted(scores.items())]
 
 
 def table_rows(manifest: MixtureManifest) -> list[dict[str, Any]]:
@@ -102,12 +141,31 @@ def write_report(manifest: MixtureManifest) -> list[str]:
     st.write_bytes(f"{base}/tokens.png", _png(fig))
     plt.close(fig)
 
-    st.write_bytes(f"{base}/report.md", markdown(manifest, rows).encode())
-    return [f"{base}/{n}" for n in ("report.md", "domain_share.png", "tokens.png")]
+    written = ["report.md", "domain_share.png", "tokens.png"]
+    scores = st.read_json(f"{base}/scores.json") or {}
+    if scores:
+        fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.4), squeeze=False)
+        for ax, (col, e) in zip(axes[0], sorted(scores.items())):
+            edges = np.asarray(e["edges"])
+            for key, color in (("pool", "tab:gray"), ("selected", "tab:blue")):
+                counts = np.asarray(e[key]["counts"], dtype=float)
+                ax.stairs(counts / max(counts.sum(), 1), edges, label=f"{key} ({e[key]['docs']:,})",
+                          fill=key == "pool", alpha=0.5 if key == "pool" else 1.0, color=color)
+            ax.set_title(col)
+            ax.set_ylabel("share of documents")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{manifest.name}: scores of the selected documents vs the pool")
+        fig.tight_layout()
+        st.write_bytes(f"{base}/scores.png", _png(fig))
+        plt.close(fig)
+        written.append("scores.png")
+    st.write_bytes(f"{base}/report.md", markdown(manifest, rows, scores).encode())
+    return [f"{base}/{n}" for n in written]
 
 
-def markdown(manifest: MixtureManifest, rows: list[dict[str, Any]] | None = None) -> str:
-    """The Markdown summary: budget, repetition, phase x domain tokens, shortfalls."""
+def markdown(manifest: MixtureManifest, rows: list[dict[str, Any]] | None = None,
+             scores: dict[str, Any] | None = None) -> str:
+    """The Markdown summary: budget, repetition, phase x domain tokens, shortfalls, score medians."""
     m = manifest.data
     rows = rows if rows is not None else table_rows(manifest)
     tok = m["tokens"]
@@ -132,5 +190,13 @@ def markdown(manifest: MixtureManifest, rows: list[dict[str, Any]] | None = None
         lines += ["", "## Shortfalls (built with allow_short)", ""]
         lines += [f"- phase `{s['phase']}`, domain `{s['domain']}`: short by {s['shortfall']:,} of {s['target']:,}"
                   for s in m["shortfalls"]]
+    if scores:
+        lines += ["", "## Scores: pool vs selected", "", "| score | pool docs | pool median | selected docs | "
+                  "selected median |", "|---|---:|---:|---:|---:|"]
+        for r in score_rows(scores):
+            lines.append(f"| {r['score']} | {r['pool docs']:,} | {r['pool median']} | {r['selected docs']:,} | "
+                         f"{r['selected median']} |")
     lines += ["", "![domain share](domain_share.png)", "", "![tokens](tokens.png)", ""]
+    if scores:
+        lines += ["![scores](scores.png)", ""]
     return "\n".join(lines)

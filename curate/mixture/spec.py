@@ -29,7 +29,6 @@ from curate.store import check_name
 
 #: sums of weights and fractions are floats typed by people: accept rounding, not mistakes
 SUM_TOLERANCE = 1e-6
-TOKENIZERS = ("bytes",)
 
 
 def _fmt_parts(parts: dict[str, float]) -> str:
@@ -66,7 +65,8 @@ class MixtureSpec(BaseModel):
 
     name: str
     tokens: int = Field(gt=0)
-    tokenizer: str = "bytes"
+    # "bytes", or a local HF tokenizer: a directory with tokenizer.json, a store model, a built-in model
+    tokenizer: str = Field(default="bytes", min_length=1)
     seed: int = 0
     max_epochs: int = Field(default=4, ge=1, le=1000)
     corpora: list[str] | None = None  # None: every corpus in the store
@@ -76,6 +76,7 @@ class MixtureSpec(BaseModel):
     phases: list[PhaseSpec] = Field(default_factory=lambda: [PhaseSpec(name="main", fraction=1.0)])
 
     _select_sql: str | None = PrivateAttr(default=None)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("name")
     @classmethod
@@ -89,18 +90,6 @@ class MixtureSpec(BaseModel):
     @classmethod
     def _where_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
-
-    @field_validator("tokenizer")
-    @classmethod
-    def _tokenizer(cls, v: str) -> str:
-        # A local HF tokenizer needs one pass over the text to count tokens (cached per
-        # tokenizer hash); until that lands we refuse rather than plan with wrong counts.
-        if v not in TOKENIZERS:
-            raise ValueError(
-                f"tokenizer {v!r} is not supported yet: only 'bytes' (UTF-8 bytes as tokens, "
-                "counted from the stored n_bytes) is implemented"
-            )
-        return v
 
     @model_validator(mode="after")
     def _sums(self) -> MixtureSpec:
@@ -121,6 +110,11 @@ class MixtureSpec(BaseModel):
         return self
 
     # ------------------------------------------------------------- helpers
+    @property
+    def base_dir(self) -> Path:
+        """The spec file's folder (relative ``select`` and ``tokenizer`` paths start here)."""
+        return self._base_dir
+
     @property
     def select_sql(self) -> str | None:
         """The text of the selection query (read when the spec was loaded)."""
@@ -188,6 +182,7 @@ def load_spec(source: str | os.PathLike[str] | dict[str, Any], *, base_dir: str 
             loc = _loc(e["loc"])
             msgs.append(f"{loc}: {msg}" if loc and not msg.startswith(loc.split("[")[0].split(".")[0] + ":") else msg)
         raise ConfigError(f"{where_from}: invalid mixture spec: " + "; ".join(msgs)) from None
+    spec._base_dir = base
     if spec.select:
         candidates = [base / spec.select, Path(spec.select)]
         found = next((c for c in candidates if c.is_file()), None)

@@ -113,3 +113,26 @@ def test_shipped_selection_queries_run(mix_store, tmp_path):
 
     shutil.rmtree(langdir)
     shutil.rmtree(mix_store.path("features", "heuristics"))
+
+
+def test_report_compares_selected_scores_with_the_pool(mix_store):
+    from curate.execute import run_scorer
+    from scorers.heuristics import HeuristicsScorer
+
+    run_scorer(mix_store, HeuristicsScorer(), workers=0, progress=False)  # a no-op when already scored
+    weights = {"web": 0.5, "books": 0.3, "forum": 0.2}
+    cut = connect(mix_store).execute("SELECT median(alpha_ratio) FROM doc_features WHERE domain IN "
+                                     "('web', 'books', 'forum')").fetchone()[0]
+    spec = load_spec(spec_dict(name="sel", tokens=30_000, where=[f"alpha_ratio >= {cut}"], weights=weights,
+                               phases=[{"name": "main", "fraction": 1.0}]))
+    m = build_mixture(mix_store, spec)
+    scores = m.store.read_json(f"{m.dir}/scores.json")
+    a = scores["alpha_ratio"]
+    used = pq.read_table(Path(m.store.path(m.dir, "plan.parquet"))).column("doc_id").unique()
+    assert a["selected"]["docs"] == len(used) < a["pool"]["docs"] == sum(a["pool"]["counts"])
+    assert a["selected"]["median"] >= cut - 1e-6 >= a["pool"]["median"] - 2e-6  # the filter moved the distribution up
+    low_bins = [i for i, e in enumerate(a["edges"][1:]) if e < cut - 1e-9]
+    assert sum(a["selected"]["counts"][i] for i in low_bins) == 0 < sum(a["pool"]["counts"][i] for i in low_bins)
+    md = Path(m.store.path(m.dir, "report.md")).read_text()
+    assert "## Scores: pool vs selected" in md and "| alpha_ratio |" in md
+    assert Path(m.store.path(m.dir, "scores.png")).stat().st_size > 1000

@@ -43,7 +43,7 @@ def test_phase_weights_and_fractions_are_checked():
     ({"tokens": 0}, ["tokens", "greater than 0"]),
     ({"max_epochs": 0}, ["max_epochs", "greater than or equal to 1"]),
     ({"weights": {"web": -0.5, "code": 1.5}}, ["weights", ">= 0", "web=-0.5"]),
-    ({"tokenizer": "/models/llama"}, ["tokenizer", "only 'bytes'"]),
+    ({"tokenizer": ""}, ["tokenizer", "at least 1 character"]),
     ({"name": "bad name!"}, ["name", "invalid mixture name"]),
     ({"shuffle": True}, ["shuffle", "Extra inputs"]),
     ({"phases": [{"name": "main", "fraction": 1.5}]}, ["phases[0].fraction", "less than or equal to 1"]),

@@ -248,6 +248,20 @@ flows_app = typer.Typer(help="Prefect deployments: serve them here with cron sch
 app.add_typer(flows_app, name="flows")
 
 
+MixtureOpt = Annotated[Path | None, typer.Option(
+    "--mixture", help="A mixture spec (YAML): adds a build-mixture deployment on the same schedule, after scoring.")]
+
+
+def _spec_path(spec: Path | None) -> str | None:
+    """A spec checked now (not at the first scheduled run) and passed as an absolute path."""
+    if spec is None:
+        return None
+    from curate.mixture import load_spec
+
+    load_spec(spec)
+    return str(spec.resolve())
+
+
 @flows_app.command("serve")
 @friendly
 def flows_serve(
@@ -256,11 +270,12 @@ def flows_serve(
     corpus: Annotated[str, typer.Option(help="Corpus the scheduled ingest writes.")] = "default",
     scorers: Annotated[str, typer.Option(help="Scorers the scheduled score runs.")] = "heuristics,langid",
     cron: Annotated[str, typer.Option(help="Cron schedule for ingest → score (UTC).")] = "0 * * * *",
+    mixture: MixtureOpt = None,
 ) -> None:
-    """Serve the ingest, score and train-domain deployments from this process (Ctrl-C stops)."""
+    """Serve the ingest, score, train-domain (and build-mixture) deployments from this process (Ctrl-C stops)."""
     from flows.deployments import serve
 
-    serve(str(store), inputs or [], corpus, [s for s in scorers.split(",") if s], cron)
+    serve(str(store), inputs or [], corpus, [s for s in scorers.split(",") if s], cron, _spec_path(mixture))
 
 
 @flows_app.command("deploy")
@@ -270,11 +285,12 @@ def flows_deploy(
     store: StoreOpt = Path("store"),
     scorers: Annotated[str, typer.Option(help="Scorers the scheduled score runs.")] = "heuristics,langid",
     cron: Annotated[str, typer.Option(help="Cron schedule (UTC).")] = "0 * * * *",
+    mixture: MixtureOpt = None,
 ) -> None:
     """Register the deployments with a Prefect server and work pool (workers then run them)."""
     from flows.deployments import deploy
 
-    for name in deploy(str(store), [s for s in scorers.split(",") if s], cron, pool):
+    for name in deploy(str(store), [s for s in scorers.split(",") if s], cron, pool, _spec_path(mixture)):
         console.print(f"deployed [bold]{name}[/] to pool {pool}")
 
 

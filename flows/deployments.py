@@ -6,14 +6,19 @@ from pathlib import Path
 from typing import Any
 
 from flows.ingest import ingest_flow
+from flows.mixture import build_mixture_flow
 from flows.score import score_flow
 from flows.train_domain import train_domain_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def deployments(store: str, inputs: list[str], corpus: str, scorers: list[str], cron: str | None) -> list[Any]:
-    """``RunnerDeployment`` objects for ``prefect.serve``; schedules only where inputs make sense."""
+def deployments(store: str, inputs: list[str], corpus: str, scorers: list[str], cron: str | None,
+                mixture: str | None = None) -> list[Any]:
+    """``RunnerDeployment`` objects for ``prefect.serve``; schedules only where inputs make sense.
+
+    ``mixture`` (a spec path) adds ``curate-build-mixture``: a rebuild over the freshly scored store.
+    """
     out = [
         score_flow.to_deployment(name="curate-score", cron=cron, parameters={"store": store, "scorers": scorers},
                                  tags=["curate"]),
@@ -23,22 +28,30 @@ def deployments(store: str, inputs: list[str], corpus: str, scorers: list[str], 
         out.append(ingest_flow.to_deployment(name="curate-ingest", cron=cron,
                                              parameters={"store": store, "inputs": inputs, "corpus": corpus},
                                              tags=["curate"]))
+    if mixture:
+        out.append(build_mixture_flow.to_deployment(name="curate-build-mixture", cron=cron,
+                                                    parameters={"store": store, "spec": mixture}, tags=["curate"]))
     return out
 
 
-def serve(store: str, inputs: list[str], corpus: str, scorers: list[str], cron: str | None) -> None:
+def serve(store: str, inputs: list[str], corpus: str, scorers: list[str], cron: str | None,
+          mixture: str | None = None) -> None:
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(store, inputs, corpus, scorers, cron))
+    prefect_serve(*deployments(store, inputs, corpus, scorers, cron, mixture))
 
 
-def deploy(store: str, scorers: list[str], cron: str, pool: str) -> list[str]:
+def deploy(store: str, scorers: list[str], cron: str, pool: str, mixture: str | None = None) -> list[str]:
     """Deploy from this checkout's source to ``pool`` (a process work pool runs them in place)."""
     names = []
-    for entry, name, params, schedule in (
+    targets = [
         ("flows/score.py:score_flow", "curate-score", {"store": store, "scorers": scorers}, cron),
         ("flows/train_domain.py:train_domain_flow", "curate-train-domain", {"store": store}, None),
-    ):
+    ]
+    if mixture:
+        targets.append(("flows/mixture.py:build_mixture_flow", "curate-build-mixture",
+                        {"store": store, "spec": mixture}, cron))
+    for entry, name, params, schedule in targets:
         flow = score_flow.from_source(source=str(ROOT), entrypoint=entry)
         flow.deploy(name=name, work_pool_name=pool, parameters=params, cron=schedule, tags=["curate"],
                     ignore_warnings=True)

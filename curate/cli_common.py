@@ -5,26 +5,28 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from curate.errors import CurateError
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs and CI
 err = Console(stderr=True)
 
+# a string, not a Path: Path("s3://bucket/store") would collapse the URI to the local path "s3:/bucket/store"
 StoreOpt = Annotated[
-    Path,
-    typer.Option("--store", "-s", envvar="CURATE_STORE", help="Store directory (or set CURATE_STORE)."),
+    str,
+    typer.Option("--store", "-s", envvar="CURATE_STORE",
+                 help="Store directory or object-store URI such as s3://bucket/prefix (or set CURATE_STORE)."),
 ]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Print curate's own errors as one clear message with exit code 2, not a traceback."""
+    """Print curate's own errors (and a lost Prefect server) as one clear message with exit code 2, not a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -33,5 +35,36 @@ def friendly(fn: F) -> F:
         except (CurateError, FileNotFoundError) as exc:
             err.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None
+        except Exception as exc:
+            lost = prefect_api_lost(exc)
+            if lost is None:
+                raise
+            err.print(f"[bold red]error:[/] {escape(lost)}")
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def prefect_api_lost(exc: BaseException) -> str | None:
+    """What to tell a user whose flow lost its Prefect server after Prefect's client retries, else None.
+
+    Prefect's client retries a refused or dropped request 5 times over about a minute
+    (``PREFECT_CLIENT_MAX_RETRIES``), then raises the raw ``httpx`` error.
+    """
+    httpx = sys.modules.get("httpx")  # only a flow run imports it: nothing to recognise otherwise
+    if httpx is None:
+        return None
+    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500:
+        url = str(exc.request.url)
+    elif isinstance(exc, httpx.TransportError):
+        try:
+            url = str(exc.request.url)
+        except RuntimeError:  # an error raised without its request
+            url = "the Prefect API"
+    else:
+        return None
+    api = url.split("/api/", 1)[0] + "/api" if "/api/" in url else url
+    return (f"lost the Prefect server at {api} ({type(exc).__name__}: {exc}) after Prefect's client retries. "
+            "What the run finished before that is kept in the store; start the server again (or unset "
+            "PREFECT_API_URL to let curate start a temporary one) and re-run the same command: finished work "
+            "is skipped")

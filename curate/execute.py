@@ -3,7 +3,8 @@
 Actors hold a set-up scorer (model loaded once per worker) and are handed
 shard *paths*, never data; at most one shard per actor is in flight. A shard
 that raises is retried, then recorded as failed with its error while the
-others finish. A worker process that dies (OOM, SIGKILL) is replaced and its
+others finish. A worker process that dies (OOM, SIGKILL) is replaced, the
+feature file it was writing (a temporary no reader sees) is removed, and its
 shard retried. Ray is imported only here and only when workers are used, so
 ``import curate`` stays light.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -304,13 +306,39 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
             except ray.exceptions.RayTaskError as exc:  # the scorer raised: the actor is fine
                 idle.append(actor)
                 _retry_or_fail(queue, item, attempt, retries, exc.cause or exc, record)
-            except ray.exceptions.RayActorError as exc:  # the worker process died: replace it
+            except ray.exceptions.RayActorError as exc:  # the worker process died (SIGKILL, OOM): replace it
+                with contextlib.suppress(Exception):  # gone already; an unreachable one must not write on
+                    ray.kill(actor)
+                _drop_temporary(st, item)
                 idle.append(spawn())
-                _retry_or_fail(queue, item, attempt, retries, exc, record)
+                _retry_or_fail(queue, item, attempt, retries, WorkerDied(exc), record)
     finally:
         for actor in idle + [a for _, _, a in pending.values()]:
             ray.kill(actor)
     return n
+
+
+class WorkerDied(RuntimeError):
+    """The Ray worker process scoring a shard died mid-shard (killed, out of memory, crashed)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        # Ray's text is a paragraph of guesses; its exit type says enough (SYSTEM_ERROR: killed or crashed)
+        kind = re.search(r"Worker exit type: (\w+)", str(exc))
+        detail = f"Ray exit type {kind.group(1)}" if kind else _last_line(exc)[:200]
+        super().__init__(f"the Ray worker process scoring this shard died before finishing it ({detail}: killed, "
+                         "out of memory or crashed); none of its rows were kept. Re-run to retry it; if workers "
+                         "run out of memory, use fewer --workers")
+
+
+def _last_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+
+
+def _drop_temporary(st: Store, item: WorkItem) -> None:
+    """Remove the half-written feature file a dead worker left (only its writer had it open)."""
+    rel_dir, name = item.output.rsplit("/", 1)
+    with contextlib.suppress(OSError):
+        st.clean_temporaries(rel_dir, of=name)
 
 
 def _check_ready(ray: Any, actors: list[Any], scorer: Scorer) -> None:
@@ -319,7 +347,7 @@ def _check_ready(ray: Any, actors: list[Any], scorer: Scorer) -> None:
         errors = [e for e in ray.get([a.ready.remote() for a in actors]) if e is not None]
     except ray.exceptions.RayActorError as exc:  # the worker process died while loading (OOM, crash)
         errors = [ScorerSetupError(f"scorer {scorer.name!r} could not start on a Ray worker: "
-                                   f"{str(exc).strip().splitlines()[-1]}; nothing was scored")]
+                                   f"{_last_line(exc)}; nothing was scored")]
     if errors:
         for a in actors:
             ray.kill(a)

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -113,15 +113,24 @@ def score_shard(store: Store, scorer: Scorer, item: WorkItem, batch_rows: int = 
         {FINGERPRINT_KEY: item.fingerprint.encode(), SCORER_KEY: f"{scorer.name}=={scorer.version}".encode()}
     )
     rows = 0
-    with store.fs.open_input_file(store.path(item.shard)) as src, store.atomic_output(item.output) as out:
+    with store.atomic_output(item.output) as out:
         with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-            for batch in pq.ParquetFile(src).iter_batches(batch_size=batch_rows, columns=columns):
+            for batch in _input_batches(store, item.shard, columns, batch_rows):
                 scored = check_output(scorer, batch, scorer.score(batch))
                 writer.write_batch(scored)
                 rows += batch.num_rows
         if rows != item.rows:
             raise RuntimeError(f"{item.shard}: scored {rows} rows but the shard holds {item.rows}")
     return ShardResult(output=item.output, status="done", rows=rows, seconds=time.perf_counter() - t0)
+
+
+def _input_batches(store: Store, shard: str, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The shard's batches; a shard that cannot be read back is named, with what to do (the scorer's errors pass)."""
+    try:
+        with store.fs.open_input_file(store.path(shard)) as src:
+            yield from pq.ParquetFile(src).iter_batches(batch_size=batch_rows, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise store.damaged(shard, exc) from exc
 
 
 def failure(item: WorkItem, exc: BaseException, attempts: int) -> ShardResult:

@@ -118,7 +118,15 @@ class Store:
             store = cls(uri=uri_s, fs=fs, root=root.rstrip("/"))
             meta = store.read_json("store.json")
             if meta is None and create:
-                store.fs.create_dir(store.root, recursive=True)
+                try:
+                    store.fs.create_dir(store.root, recursive=True)
+                except OSError as exc:
+                    if not is_environment_fault(exc):
+                        raise
+                    raise StoreWriteError(
+                        f"cannot create the store {store.uri_of()}: {os.strerror(exc.errno)}. Choose a store path "
+                        "where you may write (or make its parent directory writable) and re-run; nothing was written"
+                    ) from None
                 store.write_json(
                     "store.json",
                     {
@@ -212,6 +220,12 @@ class Store:
             raise StoreError(f"{self.uri_of(rel)} is not valid JSON ({exc}): it was changed outside curate; "
                              "restore it from a backup or another copy of the store") from exc
 
+    def damaged(self, rel: str, exc: BaseException) -> StoreError:
+        """The message a user sees when a store file (a document shard, say) cannot be read back."""
+        return StoreError(f"{self.uri_of(rel)} is damaged or unreadable ({type(exc).__name__}: {exc}): it was "
+                          "changed outside curate; restore it from a backup or another copy of the store (or "
+                          "ingest the original inputs into a new store)")
+
     def size(self, rel: str) -> int:
         return self.fs.get_file_info(self.path(rel)).size or 0
 
@@ -258,12 +272,13 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(rel))
 
-    def clean_temporaries(self, rel_dir: str) -> int:
-        """Remove temporaries a killed writer left behind; returns how many."""
+    def clean_temporaries(self, rel_dir: str, of: str | None = None) -> int:
+        """Remove temporaries a killed writer left behind (only those of the file named ``of``, if given)."""
         info = self.fs.get_file_info(pafs.FileSelector(self.path(rel_dir), allow_not_found=True))
         n = 0
         for i in info:
-            if i.type == pafs.FileType.File and i.base_name.endswith(TMP_SUFFIX):
+            if (i.type == pafs.FileType.File and i.base_name.endswith(TMP_SUFFIX)
+                    and (of is None or i.base_name.startswith(f"{of}."))):
                 self.fs.delete_file(i.path)
                 n += 1
         return n

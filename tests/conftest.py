@@ -29,6 +29,19 @@ def real_docs(corpus_paths: dict[str, Path]) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray (2 CPUs) for one test module.
+
+    Module scope: forked DataLoader workers in later test folders crash in a process that holds Ray.
+    """
+    from curate.execute import init_ray
+
+    ray = init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"

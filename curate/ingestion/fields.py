@@ -206,6 +206,12 @@ def _empty_normalized() -> pa.Table:
 WHITESPACE_ONLY = r"^[\s\x0b\x1c-\x1f\x85\p{Z}]*$"
 
 
+def too_large(what: str, max_doc_bytes: int) -> str:
+    """The quarantine detail of a document over the size limit: its size, the limit and how to raise it."""
+    return (f"{what}, over the document size limit of {max_doc_bytes:,} bytes "
+            f"(raise --max-doc-mb, or max_doc_bytes in Python, to keep it)")
+
+
 def validate(table: pa.Table, q: Quarantine, max_doc_bytes: int) -> tuple[pa.Table, pa.Array]:
     """Refuse empty, NUL-containing and oversized texts; return kept rows and their byte sizes."""
     if table.num_rows == 0:
@@ -227,7 +233,7 @@ def validate(table: pa.Table, q: Quarantine, max_doc_bytes: int) -> tuple[pa.Tab
                 q.add(
                     p,
                     Reason.TOO_LARGE,
-                    f"text is {size:,} bytes, over the {max_doc_bytes:,}-byte limit (raise --max-doc-bytes to keep it)",
+                    too_large(f"text is {size:,} bytes", max_doc_bytes),
                     text[i].as_py()[:RAW_LIMIT],
                 )
             elif nul[i].as_py():

@@ -22,7 +22,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from curate.errors import ConfigError
-from curate.ingestion.fields import FieldMap, Quarantine, normalize_rows, normalize_table
+from curate.ingestion.fields import FieldMap, Quarantine, normalize_rows, normalize_table, too_large
 from curate.ingestion.schema import Reason
 
 CHUNK_BYTES = 8 << 20  # JSON bytes handed to pyarrow per block
@@ -182,8 +182,9 @@ class _Bad:
     raw: bytes
 
 
-def _line_chunks(stream: Any, max_line: int) -> Iterator[tuple[int, bytes] | _Bad]:
+def _line_chunks(stream: Any, max_doc_bytes: int) -> Iterator[tuple[int, bytes] | _Bad]:
     """(first line number, bytes) chunks cut at newlines, or ``_Bad`` for damage and over-long lines."""
+    max_line = 2 * max_doc_bytes + (1 << 20)  # JSON escapes may double a text; longer lines cannot hold a keeper
     buf = bytearray()
     line_no = 1
     while True:
@@ -224,7 +225,7 @@ def _line_chunks(stream: Any, max_line: int) -> Iterator[tuple[int, bytes] | _Ba
                     buf = bytearray(block[nl + 1 :])
                     break
                 skipped += len(block)
-            yield _Bad(line_no, Reason.TOO_LARGE, f"line is {skipped:,} bytes, over the document size limit", head)
+            yield _Bad(line_no, Reason.TOO_LARGE, too_large(f"line is {skipped:,} bytes", max_doc_bytes), head)
             line_no += 1
     if buf:
         yield line_no, bytes(buf)
@@ -245,7 +246,7 @@ def _read_jsonl(inp: Input, ctx: ReadContext, skip: int) -> Iterator[Piece]:
             yield Piece(ctx.empty(), q, 1, 1)
             return
         position = 0
-        for item in _line_chunks(_Prepend(head, stream), 2 * ctx.max_doc_bytes + (1 << 20)):
+        for item in _line_chunks(_Prepend(head, stream), ctx.max_doc_bytes):
             if isinstance(item, _Bad):
                 if item.line > skip:
                     q = ctx.quarantine(inp)
@@ -337,7 +338,8 @@ def _parse_chunk(chunk: bytes, first_line: int, fields: FieldMap, q: Quarantine,
         try:
             obj = json.loads(s)
         except json.JSONDecodeError as exc:
-            q.add(line, Reason.MALFORMED_JSON, f"malformed JSON: {exc.msg} at column {exc.colno}", s)
+            at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at" names a place already
+            q.add(line, Reason.MALFORMED_JSON, f"malformed JSON: {exc.msg}{at} column {exc.colno}", s)
             continue
         if not isinstance(obj, dict):
             q.add(line, Reason.NOT_OBJECT, f"expected a JSON object, got a JSON {_json_kind(obj)}", s)

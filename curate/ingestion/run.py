@@ -210,9 +210,13 @@ def _load_seen(st: Store, shard_dir: str, manifest: dict[str, Any]) -> SeenIds:
     """Ids already in the corpus, so a new run (or a resumed one) never writes a document twice."""
     seen = SeenIds()
     for entry in manifest["shards"]:
-        pf = pq.ParquetFile(st.fs.open_input_file(st.path(f"{shard_dir}/{entry['name']}")))
-        for batch in pf.iter_batches(columns=["doc_id"], batch_size=65536):
-            seen.add_new(from_hex(batch.column(0).to_pylist()))
+        rel = f"{shard_dir}/{entry['name']}"
+        try:
+            with st.fs.open_input_file(st.path(rel)) as f:
+                for batch in pq.ParquetFile(f).iter_batches(columns=["doc_id"], batch_size=65536):
+                    seen.add_new(from_hex(batch.column(0).to_pylist()))
+        except (OSError, pa.ArrowException) as exc:
+            raise st.damaged(rel, exc) from exc
     return seen
 
 

@@ -11,6 +11,8 @@ none is skipped.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -18,7 +20,7 @@ import pyarrow.parquet as pq
 
 from curate import faults
 from curate.ingestion.schema import DOC_SCHEMA, QUARANTINE_SCHEMA
-from curate.store import Store, temp_name
+from curate.store import Store, is_environment_fault, temp_name
 
 MANIFEST = "_manifest.json"
 
@@ -96,24 +98,35 @@ class ShardWriter:
     def should_commit(self) -> bool:
         return self._rows >= self.shard_rows or self._bytes >= self.shard_bytes
 
+    @contextlib.contextmanager
+    def _writing(self, rel: str) -> Iterator[None]:
+        """A filesystem that refuses the shard (permissions, no space) stops the ingest with one clear error."""
+        try:
+            yield
+        except OSError as exc:
+            if is_environment_fault(exc):
+                raise self.store.write_error(rel, exc) from exc
+            raise
+
     def _flush_pending(self) -> None:
         if not self._pending:
             return
         table = pa.concat_tables([t.cast(DOC_SCHEMA) for t in self._pending])
         self._pending, self._pending_rows = [], 0
-        if self._writer is None:
-            name = self._next_name("shards")
-            self._tmp = temp_name(f"{self.shard_dir}/{name}")
-            self.store.fs.create_dir(self.store.path(self.shard_dir), recursive=True)
-            self._stream = self.store.fs.open_output_stream(self.store.path(self._tmp))
-            self._writer = pq.ParquetWriter(
-                self._stream,
-                DOC_SCHEMA,
-                compression="zstd",
-                compression_level=self.compression_level,
-                write_statistics=["doc_id", "corpus", "domain", "source", "n_bytes"],
-            )
-        self._writer.write_table(table, row_group_size=self.row_group_rows)
+        name = self._next_name("shards")
+        with self._writing(f"{self.shard_dir}/{name}"):
+            if self._writer is None:
+                self._tmp = temp_name(f"{self.shard_dir}/{name}")
+                self.store.fs.create_dir(self.store.path(self.shard_dir), recursive=True)
+                self._stream = self.store.fs.open_output_stream(self.store.path(self._tmp))
+                self._writer = pq.ParquetWriter(
+                    self._stream,
+                    DOC_SCHEMA,
+                    compression="zstd",
+                    compression_level=self.compression_level,
+                    write_statistics=["doc_id", "corpus", "domain", "source", "n_bytes"],
+                )
+            self._writer.write_table(table, row_group_size=self.row_group_rows)
 
     def commit(self, run: dict[str, Any]) -> None:
         """Make everything added so far durable and record ``run``'s progress with it."""
@@ -122,10 +135,11 @@ class ShardWriter:
             self._pending.append(DOC_SCHEMA.empty_table())
         self._flush_pending()
         if self._writer is not None:
-            self._writer.close()
-            self._stream.close()
             name = self._next_name("shards")
-            self.store.fs.move(self.store.path(self._tmp), self.store.path(f"{self.shard_dir}/{name}"))
+            with self._writing(f"{self.shard_dir}/{name}"):
+                self._writer.close()
+                self._stream.close()
+                self.store.fs.move(self.store.path(self._tmp), self.store.path(f"{self.shard_dir}/{name}"))
             faults.point("ingest.after_shard_rename")
             self.manifest["shards"].append({"name": name, "rows": self._rows, "bytes": self._bytes, "run": run["id"]})
             self._writer = self._stream = self._tmp = None
@@ -147,8 +161,10 @@ class ShardWriter:
         """Drop uncommitted work (the temporary file) after an error."""
         if self._writer is not None:
             try:
-                self._writer.close()
-                self._stream.close()
+                with contextlib.suppress(OSError):  # the error that stopped us is the one to report
+                    self._writer.close()
+                    self._stream.close()
             finally:
-                self.store.delete(self._tmp)
+                with contextlib.suppress(OSError):  # a refused delete leaves a temporary the next run removes
+                    self.store.delete(self._tmp)
         self._writer = self._stream = self._tmp = None

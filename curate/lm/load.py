@@ -152,6 +152,11 @@ def resolve_lm_paths(store: Any, ref: str) -> list[str]:
     local = Path(ref).expanduser()
     if (local / "config.json").is_file():
         return [str(local.resolve())]
+    if "/" in ref or ref.startswith((".", "~")):  # a path (store model names have no '/'): say what is wrong with it
+        what = "holds no config.json" if local.is_dir() else "is not a directory" if local.exists() else "does not exist"
+        raise ConfigError(f"model {ref!r} {what}: give a local Hugging Face checkpoint directory (with config.json "
+                          f"and its weights), a model in the store's models/ (curate train-lm), or one of "
+                          f"{', '.join(builtin.names())}")
     try:
         return store_lm_paths(store, ref)
     except ConfigError:

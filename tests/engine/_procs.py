@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -16,3 +30,61 @@ def free_port() -> int:
 def tail(path: Path, n: int = 4000) -> str:
     """The end of a subprocess log, for failure messages."""
     return path.read_text(errors="replace")[-n:] if path.exists() else f"({path} missing)"
+
+
+def start_group(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> subprocess.Popen:
+    """Start ``cmd`` (from the repository root) in its own session, output (appended) to ``log``.
+
+    Own session: its children (uvicorn, flow-run processes, a temporary Prefect server, a local Ray)
+    go with it when :func:`kill_group` kills the group.
+    """
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the whole process group (a SIGTERMed ``ray start --block`` takes ~15s to wind down)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+
+
+def prefect_env(home: Path, api_url: str | None) -> dict[str, str]:
+    """This environment with its own ``PREFECT_HOME`` (a fresh SQLite database) and, if given, an API URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "PREFECT_PROFILE"))}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    home.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def wait_until(cond: Callable[[], bool], what: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    """Poll ``cond`` until it holds; fail the test, with ``log``'s end, if ``proc`` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            pytest.fail(f"{proc.args[0]} ... exited with {proc.returncode} before {what}:\n{tail(log)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"not {what} after {timeout:g}s:\n{tail(log)}")
+        time.sleep(0.2)
+
+
+def _healthy(api_url: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(f"{api_url}/health", timeout=5) as resp:
+        return resp.status == 200 and json.loads(resp.read()) is True
+    return False
+
+
+def start_prefect_server(home: Path, port: int, log: Path, timeout: float = 180) -> subprocess.Popen:
+    """``prefect server start`` on 127.0.0.1:``port`` with its database under ``home``; returns once healthy."""
+    api_url = f"http://127.0.0.1:{port}/api"
+    proc = start_group([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+                       prefect_env(home, None), log)
+    try:
+        wait_until(lambda: _healthy(api_url), f"prefect server healthy at {api_url}", proc, log, timeout)
+    except BaseException:
+        kill_group(proc)
+        raise
+    return proc

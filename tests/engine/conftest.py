@@ -1,4 +1,4 @@
-"""Engine fixtures: a multi-shard store of real documents and one local Ray for the session."""
+"""Engine fixtures: a multi-shard store of real documents (``ray_local`` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,6 @@ import pytest
 
 from curate import ingest
 from curate.ingestion import FieldMap
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    # module scope: forked DataLoader workers in later test folders crash in a process that holds Ray
-    from curate.execute import init_ray
-
-    ray = init_ray(num_cpus=2)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture

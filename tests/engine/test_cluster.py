@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,9 @@ from pathlib import Path
 import pytest
 
 from curate import connect
+from tests.engine._procs import BIN, REPO, kill_group, wait_until
 from tests.engine._procs import free_port as _free_port
 from tests.engine._procs import tail as _tail
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +37,6 @@ def _ray_env(token: str) -> dict[str, str]:
     env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token,
                PREFECT_SERVER_ANALYTICS_ENABLED="false")
     return env
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the whole process group (a SIGTERMed ``ray start --block`` takes ~15s to wind down)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
 
 
 def _reap_by_cmdline(marker: str) -> list[int]:
@@ -98,18 +87,12 @@ def ray_cluster() -> Iterator[Cluster]:
         head = subprocess.Popen(cmd, cwd=temp_dir, env=_ray_env(token), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while "Ray runtime started" not in log.read_text(errors="replace"):
-            if head.poll() is not None:
-                pytest.fail(f"ray start --head exited with {head.returncode}:\n{_tail(log)}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"ray start --head not up after 180s:\n{_tail(log)}")
-            time.sleep(0.5)
+        wait_until(lambda: "Ray runtime started" in log.read_text(errors="replace"), "ray start --head up", head, log)
         with socket.create_connection(("127.0.0.1", port), timeout=10):
             pass
         yield Cluster(f"127.0.0.1:{port}", token, temp_dir, log)
     finally:
-        _kill_group(head)
+        kill_group(head)
         _reap_by_cmdline(str(temp_dir))
         shutil.rmtree(temp_dir, ignore_errors=True)
 

@@ -9,14 +9,8 @@ talks to the server through a Prefect client pointed at it with ``temporary_sett
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,35 +18,11 @@ from pathlib import Path
 import pytest
 
 from curate import connect
-from tests.engine._procs import free_port as _free_port
-from tests.engine._procs import tail as _tail
+from tests.engine._procs import BIN, free_port, kill_group, prefect_env, start_group, start_prefect_server, tail
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 CRON = "0 0 1 1 *"  # valid, and does not fire during the test
 
 pytestmark = pytest.mark.slow
-
-
-def _prefect_env(home: Path, api_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "PREFECT_PROFILE"))}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    if api_url:
-        env["PREFECT_API_URL"] = api_url
-    home.mkdir(parents=True, exist_ok=True)
-    return env
-
-
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:  # own session: Prefect's children (uvicorn, flow-run processes) go with it
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
 
 
 @dataclass
@@ -63,25 +33,13 @@ class Server:
 
 @pytest.fixture
 def prefect_server(tmp_path: Path) -> Iterator[Server]:
-    port = _free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
+    port = free_port()
     log = tmp_path / "server.log"
-    proc = _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-                  _prefect_env(tmp_path / "server-home", None), log)
+    proc = start_prefect_server(tmp_path / "server-home", port, log)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{api_url}/health", timeout=5) as resp:
-                if resp.status == 200 and json.loads(resp.read()) is True:
-                    break
-            if proc.poll() is not None:
-                pytest.fail(f"prefect server exited with {proc.returncode}:\n{_tail(log)}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"prefect server not healthy after 180s:\n{_tail(log)}")
-            time.sleep(0.5)
-        yield Server(api_url, log)
+        yield Server(f"http://127.0.0.1:{port}/api", log)
     finally:
-        _kill_group(proc)
+        kill_group(proc)
 
 
 def test_served_score_deployment_runs_when_triggered(sharded_store, prefect_server, tmp_path):
@@ -95,11 +53,12 @@ def test_served_score_deployment_runs_when_triggered(sharded_store, prefect_serv
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     serve_log = tmp_path / "serve.log"
-    served = _start([str(BIN / "curate"), "flows", "serve", "--store", str(sharded_store), "--scorers", "heuristics",
-                     "--cron", CRON], _prefect_env(tmp_path / "serve-home", prefect_server.api_url), serve_log)
+    served = start_group([str(BIN / "curate"), "flows", "serve", "--store", str(sharded_store), "--scorers",
+                          "heuristics", "--cron", CRON], prefect_env(tmp_path / "serve-home", prefect_server.api_url),
+                         serve_log)
 
     def logs() -> str:
-        return f"\n--- serve log ---\n{_tail(serve_log)}\n--- server log ---\n{_tail(prefect_server.log, 2000)}"
+        return f"\n--- serve log ---\n{tail(serve_log)}\n--- server log ---\n{tail(prefect_server.log, 2000)}"
 
     async def scenario():
         async with get_client() as client:
@@ -134,7 +93,7 @@ def test_served_score_deployment_runs_when_triggered(sharded_store, prefect_serv
         with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
             deployment, other, run, artifacts = asyncio.run(asyncio.wait_for(scenario(), timeout=480))
     finally:
-        _kill_group(served)
+        kill_group(served)
 
     # the deployment as served: the cron schedule, tags and default parameters
     assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [(CRON, True)]

@@ -23,21 +23,22 @@ def _kept_texts(store_dir: Path) -> set[str]:
     return {r[0] for r in connect(store_dir).execute("SELECT text FROM docs").fetchall()}
 
 
-BAD_LINES = {
-    "malformed_json": b'{"text": "unterminated',
-    "not_object": b'["a", "json", "array"]',
-    "missing_text": b'{"id": "no-text-here"}',
-    "wrong_type": b'{"text": 12345}',
-    "invalid_utf8": b'{"text": "caf\xe9 latin-1 bytes"}',
-    "nul_bytes": b'{"text": "before\\u0000after"}',
-    "empty_text": b'{"text": "   \\n\\t "}',
+BAD_LINES = {  # reason -> (the line, the detail a user reads beside its input and line number)
+    "malformed_json": (b'{"text": "unterminated', "malformed JSON: Unterminated string starting at column 10"),
+    "not_object": (b'["a", "json", "array"]', "expected a JSON object, got a JSON array"),
+    "missing_text": (b'{"id": "no-text-here"}', "field 'text' is missing or null (use --text-field to map another field)"),
+    "wrong_type": (b'{"text": 12345}', "field 'text' is int, expected a string"),
+    "invalid_utf8": (b'{"text": "caf\xe9 latin-1 bytes"}', "invalid UTF-8 at byte 13 of the line"),
+    "nul_bytes": (b'{"text": "before\\u0000after"}', "text contains NUL bytes (binary data?)"),
+    "empty_text": (b'{"text": "   \\n\\t "}', "text is empty or only whitespace"),
 }
 
 
 @pytest.mark.parametrize("reason", sorted(BAD_LINES))
 def test_each_bad_line_is_quarantined_with_location_and_neighbours_kept(reason, real_docs, store_dir, tmp_path, write_jsonl):
     docs = [{"id": d["id"], "text": d["text"]} for d in real_docs[:6]]
-    path = write_jsonl(tmp_path / "in.jsonl", docs, raw_lines={3: BAD_LINES[reason]})
+    line, detail = BAD_LINES[reason]
+    path = write_jsonl(tmp_path / "in.jsonl", docs, raw_lines={3: line})
     s = ingest([path], store_dir, "c")
     assert (s.read, s.kept, s.quarantined, s.duplicates) == (7, 6, 1, 0)
     assert s.reasons == {reason: 1}
@@ -45,7 +46,7 @@ def test_each_bad_line_is_quarantined_with_location_and_neighbours_kept(reason, 
     assert q["reason"] == reason
     assert q["unit"] == "line" and q["position"] == 4  # the bad line is line 4 of the file
     assert q["input"] == str(path)
-    assert q["detail"]
+    assert q["detail"] == detail
     assert _kept_texts(store_dir) == {d["text"] for d in docs}
 
 
@@ -64,7 +65,9 @@ def test_oversized_document_is_quarantined_without_loading_the_line(store_dir, t
     s = ingest([path], store_dir, "c", max_doc_bytes=1 << 20)
     assert s.reasons == {"too_large": 1} and s.kept == 2
     [q] = _quarantine(store_dir)
-    assert q["position"] == 2 and "limit" in q["detail"]
+    assert q["position"] == 2 and q["detail"] == (f"text is {3 << 20:,} bytes, over the document size limit of "
+                                                   f"{1 << 20:,} bytes (raise --max-doc-mb, or max_doc_bytes in "
+                                                   "Python, to keep it)")
     assert len(q["raw"]) <= 2000
 
 
@@ -77,7 +80,9 @@ def test_line_far_beyond_the_limit_is_skipped_while_streaming(store_dir, tmp_pat
     s = ingest([path], store_dir, "c", max_doc_bytes=1 << 20)
     assert (s.read, s.kept, s.quarantined) == (3, 2, 1)
     assert s.reasons == {"too_large": 1}
-    assert _quarantine(store_dir)[0]["position"] == 2
+    [q] = _quarantine(store_dir)
+    assert q["position"] == 2 and q["detail"].startswith(f"line is {(50 << 20) + 12:,} bytes, over the document size "
+                                                         f"limit of {1 << 20:,} bytes (raise --max-doc-mb")
 
 
 def test_binary_file_passed_as_jsonl(store_dir, tmp_path):
@@ -85,7 +90,8 @@ def test_binary_file_passed_as_jsonl(store_dir, tmp_path):
     path.write_bytes(bytes(range(256)) * 64)
     s = ingest([path], store_dir, "c")
     assert s.kept == 0 and s.reasons == {"binary": 1}
-    assert "binary" in _quarantine(store_dir)[0]["detail"]
+    [q] = _quarantine(store_dir)
+    assert (q["position"], q["detail"]) == (1, "input holds NUL bytes: this looks like a binary file, not JSON lines")
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".zst"])

@@ -63,5 +63,14 @@ def hold(store: str, name: str, seconds: str) -> None:
         time.sleep(float(seconds))
 
 
+def gated_cli(*args: str) -> None:
+    """The real ``curate`` command line, with ``heuristics`` held at a gate (``--set heuristics.gate=DIR``)."""
+    from curate.cli import app
+    from scorers.registry import BUILTIN
+
+    BUILTIN["heuristics"] = "tests.reliability.slow_scorer:GatedHeuristics"
+    app(list(args), prog_name="curate")
+
+
 if __name__ == "__main__":
-    {"score": score, "hold": hold}[sys.argv[1]](*sys.argv[2:])
+    {"score": score, "hold": hold, "gated_cli": gated_cli}[sys.argv[1]](*sys.argv[2:])

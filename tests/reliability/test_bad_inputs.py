@@ -65,6 +65,37 @@ def test_corrupt_model_on_ray_workers_fails_once_before_any_shard(sharded_store,
     assert not (sharded_store / "features" / "fasttext").exists()  # no shard was tried, none recorded as failed
 
 
+
+@pytest.mark.parametrize("kind", ["missing", "no_config", "a_file"])
+def test_lm_path_that_is_not_a_checkpoint_is_refused_before_work(kind, sharded_store, tmp_path):
+    ref = tmp_path / "ckpt"
+    if kind == "no_config":
+        ref.mkdir()
+        (ref / "model.safetensors").write_bytes(b"weights without a config")
+    elif kind == "a_file":
+        ref.write_bytes(b"not a directory")
+    r = runner.invoke(app, ["score", "--scorers", "perplexity", "--model", str(ref), "--workers", "0",
+                            "--store", str(sharded_store)])
+    assert r.exit_code == 2, r.output
+    what = {"missing": "does not exist", "no_config": "holds no config.json", "a_file": "is not a directory"}[kind]
+    says(r, f"error: model '{ref}' {what}: give a local Hugging Face checkpoint directory (with config.json and its "
+            "weights), a model in the store's models/ (curate train-lm), or one of smollm2-135m")
+    assert not (sharded_store / "features").exists()
+
+
+def test_lm_checkpoint_with_corrupt_weights_names_the_error_and_scores_nothing(sharded_store, tmp_path):
+    ref = tmp_path / "ckpt"
+    ref.mkdir()
+    (ref / "config.json").write_text('{"model_type": "llama"}')
+    (ref / "model.safetensors").write_bytes(os.urandom(4096))  # a copy that went wrong
+    r = runner.invoke(app, ["score", "--scorers", "perplexity", "--model", str(ref), "--workers", "0",
+                            "--store", str(sharded_store)])
+    assert r.exit_code == 2, r.output
+    says(r, "error: scorer 'perplexity' could not load: SafetensorError: Error while deserializing header",
+         "retrain or copy it again", "nothing was scored")
+    assert not list((sharded_store / "features").glob("perplexity/*.parquet"))
+
+
 # ----------------------------------------------------------------------------- ingest
 
 
@@ -141,6 +172,31 @@ def test_damaged_feature_file_is_named_by_queries_and_recomputed_alone(sharded_s
     report = run_scorer(sharded_store, get_scorer("heuristics"), workers=0)
     assert (report.done, report.skipped) == (1, 5)
     one_row_per_doc(sharded_store, "heuristics")
+
+
+
+def test_damaged_document_shard_is_named_by_score_and_ingest(sharded_store, tmp_path, real_docs, write_jsonl):
+    shard = sharded_store / "shards" / "c" / "part-00002.parquet"
+    good = shard.read_bytes()
+    shard.write_bytes(good[: len(good) // 2])  # cut short, as by a copy that stopped
+    report = run_scorer(sharded_store, get_scorer("heuristics"), workers=0, retries=0)
+    assert report.done == 5  # the other shards are scored and kept
+    [failed] = report.failed
+    assert failed["shard"] == "shards/c/part-00002.parquet"
+    assert failed["error"].startswith(f"curate.store.StoreError: {shard} is damaged or unreadable (ArrowInvalid: ")
+    assert failed["error"].endswith("it was changed outside curate; restore it from a backup or another copy of the "
+                                    "store (or ingest the original inputs into a new store)")
+    # ingest reads every shard's ids (to skip documents already in the corpus), so it names the shard too
+    more = write_jsonl(tmp_path / "more.jsonl", [{"text": d["text"]} for d in real_docs[300:]])
+    before = tree_hashes(sharded_store)
+    r = runner.invoke(app, ["ingest", str(more), "--store", str(sharded_store), "--corpus", "c"])
+    assert r.exit_code == 2, r.output
+    says(r, f"error: {shard} is damaged or unreadable (ArrowInvalid:", "restore it from a backup")
+    assert _without_locks(tree_hashes(sharded_store)) == _without_locks(before)
+    shard.write_bytes(good)  # restored from a copy: the rerun scores exactly that shard
+    report = run_scorer(sharded_store, get_scorer("heuristics"), workers=0)
+    assert (report.done, report.skipped) == (1, 5)
+    assert one_row_per_doc(sharded_store, "heuristics") == 300
 
 
 # ----------------------------------------------------------------------------- mixture specs

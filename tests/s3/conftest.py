@@ -21,16 +21,6 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    # module scope, as in tests/engine: forked DataLoader workers in later test folders crash in a process holding Ray
-    from curate.execute import init_ray
-
-    ray = init_ray(num_cpus=2)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def s3_endpoint(ray_local) -> Iterator[str]:
     """The server's URL; the AWS variables point at it for the module, with one bucket created.
 

@@ -34,6 +34,10 @@ DEMO_PRESELECT = {
                 for i, (h, n, t) in enumerate([(64, 2, 100_000), (64, 2, 200_000), (96, 2, 200_000),
                                                (96, 2, 300_000), (128, 2, 300_000), (128, 3, 400_000)])],
     "sample_docs": 1000, "target_docs": 200, "max_chars": 600,
+    # ~50 labelled documents instead of the paper's ~100k lines: at the authors' 3 epochs fastText
+    # barely leaves the prior (validation accuracy 0.50, every P(positive) within 3e-5 of 0.5);
+    # 25 epochs: accuracy 0.86 with the same AUC (1.0 on 14 held-out documents)
+    "fasttext": {"epoch": 25},
 }
 DEMO_MIXTURE = Path(__file__).resolve().parent.parent / "examples" / "mixtures" / "demo.yaml"
 

@@ -47,7 +47,7 @@ def score_distributions(con: Any, features: str, pool_sql: str, selected_sql: st
                                     f"count(*) FROM ({q.format(ids=ids)}) GROUP BY b").fetchall():
                 counts[int(b)] = int(c)
             med = con.execute(f"SELECT median(v) FROM ({q.format(ids=ids)})").fetchone()[0]
-            entry[key] = {"counts": counts, "docs": sum(counts), "median": None if med is None else round(med, 6)}
+            entry[key] = {"counts": counts, "docs": sum(counts), "median": med}
         out[col] = entry
     return out
 
@@ -193,9 +193,12 @@ def markdown(manifest: MixtureManifest, rows: list[dict[str, Any]] | None = None
     if scores:
         lines += ["", "## Scores: pool vs selected", "", "| score | pool docs | pool median | selected docs | "
                   "selected median |", "|---|---:|---:|---:|---:|"]
+        def g(v: float | None) -> str:
+            return "—" if v is None else f"{v:.6g}"
+
         for r in score_rows(scores):
-            lines.append(f"| {r['score']} | {r['pool docs']:,} | {r['pool median']} | {r['selected docs']:,} | "
-                         f"{r['selected median']} |")
+            lines.append(f"| {r['score']} | {r['pool docs']:,} | {g(r['pool median'])} | {r['selected docs']:,} | "
+                         f"{g(r['selected median'])} |")
     lines += ["", "![domain share](domain_share.png)", "", "![tokens](tokens.png)", ""]
     if scores:
         lines += ["![scores](scores.png)", ""]

@@ -59,7 +59,17 @@ def test_cli_runs_the_next_stage_on_a_fresh_pool_and_lists_the_run(stage0, mates
     assert "selection.sql" in result.output
     pool0, pool1 = _ids(mates_store, "mates/main/stage-0/pool.parquet"), _ids(mates_store, "mates/main/stage-1/pool.parquet")
     assert pool1 and not pool0 & pool1  # each stage selects from a fresh pool
-    assert connect(mates_store).sql("SELECT count(mates_influence) FROM mates_main_s1").fetchall()[0][0] == len(pool1)
+    con = connect(mates_store)
+    assert con.sql("SELECT count(mates_influence) FROM mates_main_s1").fetchall()[0][0] == len(pool1)
+    # the shipped top-k query over this stage: 20% of the stage's pool, the lowest predicted loss
+    from curate.query import SQL_DIR
+
+    top = con.execute((SQL_DIR / "select_mates_topk.sql").read_text()).fetchall()
+    assert len(top) == round(0.2 * len(pool1)) and {r[0] for r in top} <= pool1
+    worst_kept = max(con.execute("SELECT mates_influence FROM mates_main_s1 WHERE doc_id IN (SELECT unnest(?))",
+                                 [[r[0] for r in top]]).fetchall())[0]
+    assert con.execute("SELECT count(*) FROM mates_main_s1 WHERE mates_influence < ?",
+                       [worst_kept]).fetchone()[0] < len(top)
     shown = CliRunner().invoke(app, ["mates", "show", "--store", store])
     assert shown.exit_code == 0 and "Spearman" in shown.output
     missing = CliRunner().invoke(app, ["mates", "stage", "--store", store, "--proxy", "nope", "--stage", "0"])

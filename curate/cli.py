@@ -11,6 +11,7 @@ import typer
 
 from curate.cli_common import StoreOpt, console, err, friendly
 from curate.cli_demo import register as register_demo
+from curate.cli_experiment import register as register_experiment
 from curate.cli_lm import register as register_lm
 from curate.cli_mates import mates_app
 from curate.cli_mix import mix_app
@@ -242,6 +243,7 @@ app.add_typer(mates_app, name="mates")
 app.add_typer(preselect_app, name="preselect")
 register_lm(app)  # curate train-lm
 register_demo(app)  # curate demo
+register_experiment(app)  # curate experiment
 
 flows_app = typer.Typer(help="Prefect deployments: serve them here with cron schedules, or deploy to a work pool.",
                         no_args_is_help=True)

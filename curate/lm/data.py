@@ -9,7 +9,7 @@ trained on them in file order would mostly learn the last domain).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import duckdb
 import numpy as np
@@ -32,26 +32,43 @@ def ordered_texts(con: duckdb.DuckDBPyConnection, sql: str, seed: int) -> Iterat
         yield from batch.column(0).to_pylist()
 
 
+class Packer:
+    """Joins documents with EOS and cuts (batch_size, seq_len) int64 batches; a partial batch waits for more text.
+
+    ``feed(texts)`` yields every batch those texts complete; the remainder carries over to the
+    next ``feed`` (a new epoch, or the next stage of a staged selection).
+    """
+
+    def __init__(self, encoder: Encoder, *, seq_len: int, batch_size: int, max_doc_tokens: int | None = None) -> None:
+        self.encoder, self.max_doc_tokens = encoder, max_doc_tokens
+        self.need = batch_size * seq_len
+        self.shape = (batch_size, seq_len)
+        self.eos = np.array([encoder.eos_id], dtype=np.int64)
+        self.buf: list[np.ndarray] = []
+        self.have = 0
+        self.docs = 0  # documents fed so far
+
+    def feed(self, texts: Iterable[str]) -> Iterator[np.ndarray]:
+        for chunk in _chunks(iter(texts), 64):  # the HF tokenizer is faster per batch
+            self.docs += len(chunk)
+            for d in self.encoder.encode(chunk, self.max_doc_tokens):
+                self.buf += [d.ids, self.eos]
+                self.have += len(d.ids) + 1
+            while self.have >= self.need:
+                flat = np.concatenate(self.buf)
+                yield flat[:self.need].reshape(self.shape)
+                self.buf, self.have = [flat[self.need:]], len(flat) - self.need
+
+
 def token_rows(con: duckdb.DuckDBPyConnection, sql: str, encoder: Encoder, *, seq_len: int, batch_size: int,
                seed: int, max_doc_tokens: int | None = None) -> Iterator[np.ndarray]:
     """Endless (batch_size, seq_len) int64 batches; each pass over the data (epoch) reshuffles with seed + epoch."""
-    need = batch_size * seq_len
-    eos = np.array([encoder.eos_id], dtype=np.int64)
-    buf: list[np.ndarray] = []
-    have = 0
+    packer = Packer(encoder, seq_len=seq_len, batch_size=batch_size, max_doc_tokens=max_doc_tokens)
     epoch = 0
     while True:
-        n_texts = 0
-        for texts in _chunks(ordered_texts(con, sql, seed + epoch), 64):  # the HF tokenizer is faster per batch
-            n_texts += len(texts)
-            for d in encoder.encode(texts, max_doc_tokens):
-                buf += [d.ids, eos]
-                have += len(d.ids) + 1
-            while have >= need:
-                flat = np.concatenate(buf)
-                yield flat[:need].reshape(batch_size, seq_len)
-                buf, have = [flat[need:]], len(flat) - need
-        if not n_texts:
+        before = packer.docs
+        yield from packer.feed(ordered_texts(con, sql, seed + epoch))
+        if packer.docs == before:
             raise ValueError("the training SQL returned no text")
         epoch += 1
 

@@ -1,7 +1,8 @@
 """``train_lm``: a tiny Llama-style reference LM trained on the store, saved under ``models/<name>/``.
 
-Byte-level tokenizer, fixed seed, AdamW with warmup + cosine (or warmup-stable-decay),
-a plain torch loop on CPU threads, token batches streamed from DuckDB. The model is
+Byte-level tokenizer, fixed seed, AdamW with warmup + cosine (or warmup-stable-decay, or
+constant), a plain torch loop on CPU threads, token batches streamed from DuckDB (or from a
+caller's data source that may look at the live model, as a staged MATES selection does). The model is
 saved in Hugging Face format (``save_pretrained`` + tokenizer) with ``card.json``:
 parameters, tokens seen, held-out loss and bits per byte, seed, config, wall time and
 the SHA-256 of the weights. The same request on the same data gives the same weights.
@@ -14,6 +15,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,10 @@ HELDOUT_SQL = "SELECT text FROM docs WHERE corpus = 'heldout'"
 CARD_FILE = "card.json"
 SPLIT_MOD = 50  # without a held-out corpus, 1 in 50 documents (2%, by text hash) is held out
 ONE_THREAD_PARAMS = 2_000_000  # below this, train on one thread by default (see train_lm)
+SCHEDULES = ("cosine", "wsd", "constant")
+#: a data source instead of ``sql``: called once with (model, optimizer) before the first step, it yields
+#: (batch_size, seq_len) int64 token batches; it runs between steps, so it sees the live model
+Batches = Callable[[Any, Any], Iterator[Any]]
 
 #: Llama shapes (byte vocabulary, tied embeddings) plus training defaults sized for 2 CPU cores.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -69,6 +75,8 @@ class LMCard:
     threads: int
     created: str
     versions: dict[str, str] = field(default_factory=dict)
+    #: held-out loss during training (``eval_at``): [{"tokens", "loss", "bits_per_byte"}, ...]
+    curve: list[dict[str, float]] = field(default_factory=list)
 
 
 def seed_runs(name: str, seed: int, seeds: int) -> list[tuple[str, int]]:
@@ -104,9 +112,12 @@ def build_model(shape: dict[str, Any], seq_len: int, seed: int) -> Any:
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int, schedule: str, min_ratio: float = 0.1) -> float:
-    """Learning rate at ``step``: linear warmup, then cosine to ``min_ratio`` or WSD (flat, last 20% linear decay)."""
+    """Learning rate at ``step``: linear warmup, then cosine to ``min_ratio``, WSD (flat, last 20% linear decay)
+    or constant (every step after warmup at ``lr``: a run stopped early is the same as a shorter run)."""
     if step < warmup:
         return lr * (step + 1) / warmup
+    if schedule == "constant":
+        return lr
     if schedule == "cosine":
         t = (step - warmup) / max(1, steps - warmup)
         return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
@@ -150,6 +161,8 @@ def train_lm(
     weight_decay: float = 0.1,
     seed: int = 0,
     eval_tokens: int = 65_536,
+    eval_at: list[int] | None = None,
+    batches: Batches | None = None,
     threads: int | None = None,
     force: bool = False,
     progress: bool | None = None,
@@ -160,6 +173,11 @@ def train_lm(
     ``LlamaConfig`` shape fields. ``tokens``/``seq_len``/``batch_size``/``lr`` default to the preset's.
     The held-out set is ``eval_sql``, else corpus ``heldout`` (with the default SQL), else a hashed
     2% of the training SQL. A model already trained by the same request is returned unless ``force``.
+
+    ``eval_at``: token counts at which the held-out loss is also measured during training (after the
+    first step reaching each), kept in ``card.curve`` with the final one; measuring never changes the
+    weights. ``batches``: a data source used instead of ``sql`` (see :data:`Batches`); such a run is
+    never reused from an earlier card, since its data cannot be compared.
     """
     import torch
 
@@ -171,8 +189,8 @@ def train_lm(
 
     st = store if isinstance(store, Store) else Store.open(store)
     model_dir = st.models_dir(name)
-    if schedule not in ("cosine", "wsd"):
-        raise ConfigError(f"schedule must be 'cosine' or 'wsd', got {schedule!r}")
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, got {schedule!r}")
     preset, shape, defaults = _model_config(config)
     seq_len = seq_len or defaults["seq_len"]
     batch_size = batch_size or defaults["batch_size"]
@@ -184,8 +202,13 @@ def train_lm(
     training = {"sql": sql, "train_sql": train_sql, "eval_sql": held_sql, "heldout": held_how, "tokens": tokens,
                 "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "schedule": schedule, "warmup": warmup,
                 "weight_decay": weight_decay, "optimizer": "AdamW(0.9, 0.95), clip 1.0", "eval_tokens": eval_tokens}
+    if eval_at:  # only when asked: the requests of existing cards stay the same
+        training["eval_at"] = sorted({int(t) for t in eval_at})
+    if batches is not None:
+        training["train_sql"] = None
+        training["data"] = f"batches from {getattr(batches, '__qualname__', type(batches).__name__)}"
     old = st.read_json(f"{model_dir}/{CARD_FILE}")
-    if not force and _same_request(old, preset, shape, training, seed) and st.is_local:
+    if not force and batches is None and _same_request(old, preset, shape, training, seed) and st.is_local:
         try:
             if weights_sha256(st.path(model_dir)) == old["weights_sha256"]:
                 return LMCard(**old)
@@ -205,12 +228,17 @@ def train_lm(
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8)
     con = connect(st)
     encoder = Encoder(None)
-    rows = token_rows(con, train_sql, encoder, seq_len=seq_len, batch_size=batch_size, seed=seed)
+    held_texts = heldout_texts(con, held_sql, seq_len, eval_tokens)  # read before the training stream opens
+    rows = batches(model, opt) if batches is not None else \
+        token_rows(con, train_sql, encoder, seq_len=seq_len, batch_size=batch_size, seed=seed)
+    per_step = seq_len * batch_size
+    marks = sorted({max(1, -(-int(t) // per_step)) for t in (eval_at or []) if 0 < int(t) <= steps * per_step})
+    curve: list[dict[str, float]] = []
     losses: list[float] = []
     t0 = time.perf_counter()
+    eval_seconds = 0.0
     model.train()
-    with progress_bar(f"train-lm {name}", total=steps * seq_len * batch_size, unit="tokens",
-                      enabled=progress) as advance:
+    with progress_bar(f"train-lm {name}", total=steps * per_step, unit="tokens", enabled=progress) as advance:
         for step in range(steps):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, lr, warmup, schedule)
@@ -222,10 +250,18 @@ def train_lm(
             opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
             advance(x.numel())
-    train_seconds = time.perf_counter() - t0
-    rows.close()  # releases the DuckDB stream before the held-out query reuses the connection
-    model.eval()
-    held = _evaluate(con, held_sql, model, encoder, seq_len, eval_tokens)
+            if marks and step + 1 == marks[0] and step + 1 < steps:
+                t_eval = time.perf_counter()
+                curve.append(_curve_point((step + 1) * per_step, model, encoder, held_texts, seq_len))
+                model.train()
+                marks.pop(0)
+                eval_seconds += time.perf_counter() - t_eval
+    train_seconds = time.perf_counter() - t0 - eval_seconds
+    if hasattr(rows, "close"):
+        rows.close()  # releases the DuckDB stream
+    held = evaluate_texts(model, encoder, held_texts, seq_len)
+    if eval_at:
+        curve.append(_curve_point(steps * per_step, model, encoder, held_texts, seq_len, held))
     wall = time.perf_counter() - t0
     tail = losses[-max(1, len(losses) // 10):]
     import transformers
@@ -241,7 +277,7 @@ def train_lm(
             training=training, tokenizer="bytes", weights_sha256=weights_sha256(tmp), wall_seconds=round(wall, 2),
             tokens_per_second=round(steps * seq_len * batch_size / train_seconds, 1), threads=threads,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            versions={"torch": torch.__version__, "transformers": transformers.__version__},
+            versions={"torch": torch.__version__, "transformers": transformers.__version__}, curve=curve,
         )
         for f in sorted(Path(tmp).iterdir()):
             st.write_bytes(f"{model_dir}/{f.name}", f.read_bytes())
@@ -256,11 +292,9 @@ def _save(model: Any, directory: Path) -> None:
     save_byte_tokenizer(directory)
 
 
-def _evaluate(con: Any, sql: str, model: Any, encoder: Any, seq_len: int, eval_tokens: int) -> dict[str, Any]:
-    """Held-out loss and bits per byte, scored exactly as the perplexity scorer scores documents."""
+def heldout_texts(con: Any, sql: str, seq_len: int, eval_tokens: int) -> list[str]:
+    """The held-out documents: in a fixed order until their capped lengths reach ``eval_tokens``."""
     from curate.lm.data import ordered_texts
-    from curate.lm.load import LoadedLM
-    from curate.lm.score import score_texts
 
     texts, budget = [], 0
     per_doc = seq_len * 4  # cap each document so the held-out set spans many documents
@@ -271,7 +305,24 @@ def _evaluate(con: Any, sql: str, model: Any, encoder: Any, seq_len: int, eval_t
             break
     if not texts:
         raise ConfigError(f"the held-out SQL returned no text: {sql}")
+    return texts
+
+
+def evaluate_texts(model: Any, encoder: Any, texts: list[str], seq_len: int) -> dict[str, Any]:
+    """Held-out loss and bits per byte, scored exactly as the perplexity scorer scores documents
+    (each document capped at 4 windows); leaves the model in eval mode."""
+    from curate.lm.load import LoadedLM
+    from curate.lm.score import score_texts
+
+    model.eval()
+    per_doc = seq_len * 4
     lm = LoadedLM(model, encoder, Path("."), seq_len)
     res = score_texts(lm, texts, max_tokens=per_doc, window=seq_len, stride=seq_len // 2, batch_tokens=16384)
     nll, n, nb = float(res.nll_sum.sum()), int(res.n_tokens.sum()), int(res.n_bytes.sum())
     return {"loss": nll / max(n, 1), "bpb": nll / math.log(2) / max(nb, 1), "docs": len(texts), "tokens": n}
+
+
+def _curve_point(tokens: int, model: Any, encoder: Any, texts: list[str], seq_len: int,
+                 held: dict[str, Any] | None = None) -> dict[str, float]:
+    held = held or evaluate_texts(model, encoder, texts, seq_len)
+    return {"tokens": tokens, "loss": round(held["loss"], 6), "bits_per_byte": round(held["bpb"], 6)}

@@ -93,6 +93,38 @@ def test_schedules():
     assert all(a >= b for a, b in zip(cos[10:], cos[11:])) and cos[-1] == pytest.approx(0.1, abs=0.01)
     wsd = [lr_at(s, steps, lr, 10, "wsd") for s in range(steps)]
     assert wsd[10:80] == [1.0] * 70 and wsd[-1] == pytest.approx(0.1, abs=0.05)
+    const = [lr_at(s, steps, lr, 10, "constant") for s in range(steps)]
+    assert const[:10] == cos[:10] and const[10:] == [1.0] * 90
+    # a constant run's first steps do not depend on its length (a longer run starts like a shorter one)
+    assert [lr_at(s, 50, lr, 10, "constant") for s in range(50)] == const[:50]
+
+
+def test_curve_during_training_leaves_the_weights_alone(store, card):
+    per_step = ARGS["seq_len"] * ARGS["batch_size"]
+    curved = train_lm(store, "curved", **ARGS, eval_at=[per_step, 3 * per_step, ARGS["tokens"], 10**9])
+    assert curved.weights_sha256 == card.weights_sha256 and curved.heldout_loss == card.heldout_loss
+    assert [p["tokens"] for p in curved.curve] == [per_step, 3 * per_step, ARGS["tokens"]]
+    assert curved.curve[-1]["loss"] == curved.heldout_loss and curved.curve[0]["loss"] > curved.heldout_loss
+    assert curved.training["eval_at"][-1] == 10**9 and "eval_at" not in card.training and card.curve == []
+
+
+def test_a_data_source_can_watch_the_live_model(store):
+    import numpy as np
+
+    seen = []
+
+    def batches(model, optimizer):
+        rng = np.random.default_rng(0)
+        while True:
+            seen.append(next(model.parameters()).detach().clone())  # the weights before each step
+            yield rng.integers(0, 256, size=(ARGS["batch_size"], ARGS["seq_len"]))
+
+    steps = ARGS["tokens"] // (ARGS["seq_len"] * ARGS["batch_size"])
+    out = train_lm(store, "fed", **ARGS, batches=batches, schedule="constant")
+    assert out.steps == steps and len(seen) == steps and not seen[0].equal(seen[-1])
+    assert out.training["train_sql"] is None and "batches" in out.training["data"]
+    again = train_lm(store, "fed", **ARGS, batches=batches, schedule="constant")  # never reused: data unknown
+    assert again.created >= out.created and len(seen) == 2 * steps
 
 
 def test_byte_tokenizer_vocabulary():

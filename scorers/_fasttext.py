@@ -94,11 +94,41 @@ def model_labels(model: Any) -> list[str]:
     return [lab.removeprefix(LABEL_PREFIX) for lab in model.f.getLabels("replace")[0]]
 
 
+def label_and_top(model: Any, texts: list[str], label: str) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+    """``(P(label), top label, top probability)`` per text, in one pass over fastText's answers.
+
+    The fast path for selectors (PreSelect, DCLM-style ``.bin``): every label is asked for (its
+    probability is then exact, not cut by ``k``), and the answer is read once without building
+    per-document label lists. float32 arrays; probabilities clipped to [0, 1].
+    """
+    n = len(texts)
+    p_label = np.zeros(n, dtype=np.float32)
+    p_top = np.zeros(n, dtype=np.float32)
+    top: list[str | None] = [None] * n
+    if n == 0:
+        return p_label, top, p_top
+    k = len(model_labels(model))
+    token = label_token(label)
+    cut = len(LABEL_PREFIX)
+    predict = model.f.predict
+    for i, text in enumerate(texts):
+        pairs = predict(prepare_line(text), k, 0.0, "replace")
+        if not pairs:
+            continue
+        p_top[i], first = pairs[0]
+        top[i] = first[cut:] if first.startswith(LABEL_PREFIX) else first
+        for prob, lab in pairs:
+            if lab == token:
+                p_label[i] = prob
+                break
+    np.clip(p_label, 0.0, 1.0, out=p_label)
+    np.clip(p_top, 0.0, 1.0, out=p_top)
+    return p_label, top, p_top
+
+
 def label_probs(model: Any, texts: list[str], label: str) -> np.ndarray:
     """float32 P(``label``) for each text (0.0 where the model never ranks it), for any number of labels."""
-    labels, probs = predict_batch(model, texts, k=len(model_labels(model)))
-    return np.array([row[lab.index(label)] if label in lab else 0.0 for row, lab in zip(probs, labels)],
-                    dtype=np.float32)
+    return label_and_top(model, texts, label)[0]
 
 
 def fit_supervised(examples: Iterable[tuple[str, str]], out_file: str | os.PathLike[str], *, threads: int | None = None,

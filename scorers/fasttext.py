@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import pyarrow as pa
 
 from curate.errors import ConfigError
-from scorers._fasttext import FastTextModelScorer, heads, predict_batch
+from scorers._fasttext import FastTextModelScorer, heads, label_and_top
 
 
 class FastTextScorer(FastTextModelScorer):
@@ -69,17 +68,8 @@ class FastTextScorer(FastTextModelScorer):
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         self.setup()
         texts = heads(batch.column("text"), self.settings["max_chars"])
-        labels, probs = predict_batch(self._model, texts, k=len(self._labels))
-        target = self._target
-        p = np.array(
-            [row[lab.index(target)] if target in lab else 0.0 for row, lab in zip(probs, labels)], dtype=np.float32
-        )
+        p, top, p_top = label_and_top(self._model, texts, self._target)
         return pa.RecordBatch.from_arrays(
-            [
-                batch.column("doc_id"),
-                pa.array(p, pa.float32()),
-                pa.array([lab[0] if lab else None for lab in labels], pa.string()),
-                pa.array(probs[:, 0] if len(probs) else np.zeros(0, np.float32), pa.float32()),
-            ],
+            [batch.column("doc_id"), pa.array(p, pa.float32()), pa.array(top, pa.string()), pa.array(p_top, pa.float32())],
             schema=self.schema,
         )

@@ -18,8 +18,8 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the embedded real corpus (8 domains): ingest → train the domain
     model and the reference LMs → score (heuristics, langid, domain, perplexity, EL2N, GraNd, PreSelect)
-    through Prefect on Ray, plus a PreSelect selector trained from a reference family → DuckDB
-    reports → a two-phase mixture a training job streams."""
+    through Prefect on Ray, plus a PreSelect selector trained from a reference family → one MATES
+    stage → DuckDB reports → a two-phase mixture a training job streams."""
     from curate.query import SQL_DIR, connect
     from curate.render import relation_table, rows_table
     from curate.stats import domain_table
@@ -52,6 +52,7 @@ def demo(
     console.print(relation_table(con.sql(query), title="per-domain feature averages (sql/domain_quality.sql)"))
     _lm_section(con)
     _preselect_section(con, result["preselect"]["card"])
+    _mates_section(result["mates"])
     _mixture_section(store, result["mixture"]["name"])
     console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/perplexity_band.sql")
 
@@ -99,6 +100,21 @@ def _preselect_section(con: Any, card: dict[str, Any]) -> None:
         title="top 10% of the pool by characters, ranked by preselect_score (sql/select_preselect_top.sql)"))
 
 
+def _mates_section(summary: dict[str, Any]) -> None:
+    from curate.cli_mates import stage_row
+    from curate.render import rows_table
+
+    sel, base = summary["selection"], f"mates/{summary['run']}/stage-{summary['stage']}"
+    console.rule("[bold]8. MATES (one stage from tiny-lm: probes -> influence model -> Gumbel-top-k)")
+    console.print(rows_table([stage_row(summary)], title="oracle = held-out loss after one AdamW step on the probe; "
+                                                         "Spearman of the influence model on held-out probes"))
+    shares = sorted(sel["pool_domain_shares"], key=lambda d: -sel["selected_domain_shares"].get(d, 0.0))
+    console.print(rows_table([{"domain": d, "pool share": round(sel["pool_domain_shares"][d], 3),
+                               "selected share": round(sel["selected_domain_shares"].get(d, 0.0), 3)} for d in shares],
+                             title=f"what the stage kept ({sel['kept']:,} of {sel['pool']:,}): a mixture can "
+                                   f"`select: {base}/selection.sql`"))
+
+
 def _mixture_section(store: Path, name: str) -> None:
     from curate.mixture import MixtureManifest
     from curate.mixture.loader import MixtureDataset
@@ -107,7 +123,7 @@ def _mixture_section(store: Path, name: str) -> None:
 
     mix = MixtureManifest.load(store, name)
     tok = mix.data["tokens"]
-    console.rule("[bold]8. mixture (examples/mixtures/demo.yaml: PreSelect + perplexity selection; main 85% + "
+    console.rule("[bold]9. mixture (examples/mixtures/demo.yaml: PreSelect + perplexity selection; main 85% + "
                  "end-of-training anneal 15%)")
     console.print(rows_table(table_rows(mix), title=f"{mix.name}: {tok['planned']:,} tokens, {tok['unique']:,} unique "
                                                      f"(x{tok['multiplier']}), phase x domain"))

@@ -17,7 +17,7 @@ RunOpt = Annotated[str, typer.Option(help="Run name: artifacts in mates/<run>/st
                                           "table mates_<run>_s<k>, influence model in models/mates-<run>-s<k>/.")]
 
 
-def _stage_row(s: dict[str, Any]) -> dict[str, Any]:
+def stage_row(s: dict[str, Any]) -> dict[str, Any]:
     o, i, sel = s["oracle"], s["influence"], s["selection"]
     return {"stage": s["stage"], "probes": o["probes"], "s/probe": o["seconds_per_probe"],
             "pre-step loss": o["pre_loss"], "mean change": o["delta_mean"], "Spearman (held-out)": i["spearman_heldout"],
@@ -86,7 +86,7 @@ def stage_cmd(
         from curate.mates import MatesSelector
 
         summary = MatesSelector(store, proxy=proxy, progress=None, **common).select(stage=stage).summary
-    console.print(rows_table([_stage_row(summary)], title=f"MATES run {run}"))
+    console.print(rows_table([stage_row(summary)], title=f"MATES run {run}"))
     base = f"mates/{run}/stage-{stage}"
     console.print(f"selection: {summary['selection']['kept']:,} doc_ids in {base}/selection.parquet "
                   f"(query: {base}/selection.sql); report: {base}/report.md")
@@ -102,7 +102,7 @@ def show_cmd(store: StoreOpt = Path("store"), run: RunOpt = "main") -> None:
 
     st = Store.open(store)
     stages = sorted((d for d in st.list_dirs(f"mates/{run}") if d.startswith("stage-")), key=lambda d: int(d[6:]))
-    rows = [_stage_row(s) for s in (st.read_json(f"mates/{run}/{d}/stage.json") for d in stages) if s]
+    rows = [stage_row(s) for s in (st.read_json(f"mates/{run}/{d}/stage.json") for d in stages) if s]
     if not rows:
         raise ConfigError(f"no finished MATES stages for run {run!r} in {st.uri}: run `curate mates stage` first")
     console.print(rows_table(rows, title=f"MATES run {run}"))

@@ -25,12 +25,13 @@ def mates_stage(store: str, proxy: str, stage: int, run: str = "main", reference
                 tau: float = 0.5, seed: int = 0, influence: str = "ridge",
                 influence_options: dict[str, Any] | None = None, probe: dict[str, Any] | None = None,
                 workers: int = 0, score_workers: int | None = 0, threads: int | None = None,
-                progress: bool | None = None) -> dict[str, Any]:
+                progress: bool | None = None, reuse: bool = False) -> dict[str, Any]:
     """Probe ``proxy`` (a checkpoint: store model name or local directory), train the influence model,
     predict the stage's pool into ``mates_<run>_s<stage>`` and keep ``keep`` of it by Gumbel-top-k.
 
     See :class:`curate.mates.MatesSelector` for every parameter; ``probe`` overrides the probe step
-    (lr, weight_decay, betas, grad_clip, max_tokens, reference_tokens). Returns ``stage.json``'s content.
+    (lr, weight_decay, betas, grad_clip, max_tokens, reference_tokens). ``reuse``: a stage that already ran
+    from the same proxy weights with the same settings is returned without work. Returns ``stage.json``'s content.
     """
     log = get_run_logger()
     selector = MatesSelector(Store.open(store), proxy=proxy, run=run, reference_sql=reference_sql, pool_sql=pool_sql,
@@ -38,6 +39,10 @@ def mates_stage(store: str, proxy: str, stage: int, run: str = "main", reference
                              reference_docs=reference_docs, keep=keep, tau=tau, seed=seed, influence=influence,
                              influence_options=influence_options, probe_settings=ProbeSettings(**(probe or {})),
                              workers=workers, score_workers=score_workers, threads=threads, progress=progress)
+    done = selector.finished(stage) if reuse else None
+    if done is not None:
+        log.info("MATES %s stage %d: up to date (same proxy weights and settings), reused", run, stage)
+        return done
     result = selector.select(stage=stage)
     report = (selector.store.read_bytes(f"{result.dir}/report.md") or b"").decode()
     create_markdown_artifact(report, key=f"mates-{run}-stage-{stage}".lower().replace("_", "-"),

@@ -22,7 +22,7 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
     curate_bin = Path(sys.executable).parent / "curate"
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(tmp_path / "prefect"),
                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
-    outputs = []
+    outputs, stamps = [], []
     for _ in range(2):
         log = tmp_path / f"demo-{len(outputs)}.log"
         with open(log, "wb") as out:
@@ -36,12 +36,16 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
         text = log.read_text(errors="replace")
         assert rc == 0, text[-3000:]
         outputs.append(text)
+        stamps.append((store / "mates" / "demo" / "stage-0" / "stage.json").stat().st_mtime_ns)
     first, second = outputs
     assert "demo: done — read 25,183 = kept 25,183" in first
     assert "messy: done — read 309 = kept 300 + quarantined 7 + duplicates 2" in first
     assert "curate.MixtureDataset streams it" in first
     assert "selector validation AUC" in first and "what EL2N keeps at each end" in first
     assert "already-ingested" in second  # the re-run does no ingest work ...
+    assert "8. MATES" in first and stamps[0] == stamps[1]  # ... nor MATES work (same proxy weights and settings)
+    mates = json.loads((store / "mates" / "demo" / "stage-0" / "stage.json").read_text())
+    assert mates["oracle"]["probes"] == 120 and mates["selection"]["kept"] == round(0.2 * mates["selection"]["pool"])
     con = connect(store)
     for table in ("heuristics", "langid", "domain", "perplexity", "el2n", "grand", "preselect"):  # ... and every document has exactly one row per scorer
         assert con.execute(f"SELECT count(*) = count(DISTINCT doc_id) AND count(*) = (SELECT count(*) FROM docs) "

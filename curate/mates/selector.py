@@ -80,6 +80,33 @@ class MatesSelector:
             raise ConfigError(f"proxy {self.proxy!r} is a family of {len(paths)} models: name one member")
         return load_causal_lm(paths[0])
 
+    def proxy_fingerprint(self) -> str:
+        """SHA-256 of the proxy checkpoint's weights: a finished stage is only as current as its proxy."""
+        from curate.lm.load import resolve_lm_paths, weights_sha256
+
+        paths = resolve_lm_paths(self.store, self.proxy or "")
+        return weights_sha256(paths[0]) if len(paths) == 1 else ""
+
+    def finished(self, stage: int) -> dict[str, Any] | None:
+        """``stage.json`` of stage ``stage`` when it ran from this proxy (same weights) with this config, else None.
+
+        For scheduled runs from a checkpoint (the ``mates_stage`` flow with ``reuse``): a live model
+        changes every call, so :meth:`select` never reuses.
+        """
+        import json
+        from dataclasses import asdict
+
+        from curate.mates.stage import stage_dir
+
+        done = self.store.read_json(f"{stage_dir(self.config.run, stage)}/stage.json")
+        if not done or not self.proxy:
+            return None
+        want = json.loads(json.dumps({**asdict(self.config), "probe": self.config.probe.to_dict()}))
+        have = dict(done.get("config", {}))
+        want.pop("progress", None), have.pop("progress", None)
+        same = have == want and done.get("proxy_sha256") == self.proxy_fingerprint()
+        return done if same else None
+
     def select(self, model: Any = None, *, stage: int, optimizer: Any = None, tokenizer: Any = None) -> StageResult:
         """Run stage ``stage`` with ``model`` (a torch causal LM or a :class:`LoadedLM`; default: the proxy).
 
@@ -88,8 +115,10 @@ class MatesSelector:
         """
         import torch
 
+        extra: dict[str, Any] = {}
         if model is None:
             lm, what = self.load_proxy(), f"checkpoint {self.proxy}"
+            extra["proxy_sha256"] = self.proxy_fingerprint()
         elif isinstance(model, LoadedLM):
             lm, what = model, f"checkpoint {model.path.name}"
         else:
@@ -100,7 +129,7 @@ class MatesSelector:
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            result = run_stage(self.store, lm, stage, self.config, moments=moments, proxy=what)
+            result = run_stage(self.store, lm, stage, self.config, moments=moments, proxy=what, extra=extra)
         finally:
             torch.set_num_threads(before)
         self.history.append(result)

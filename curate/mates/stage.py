@@ -133,8 +133,10 @@ def _shares(domains: list[Any]) -> dict[str, float]:
 
 
 def run_stage(store: Store | str, lm: LoadedLM, stage: int, cfg: StageConfig, *,
-              moments: list[dict[str, Any] | None] | None = None, proxy: str = "live model") -> StageResult:
-    """Run stage ``stage`` of MATES run ``cfg.run`` with ``lm`` (see the module docstring)."""
+              moments: list[dict[str, Any] | None] | None = None, proxy: str = "live model",
+              extra: dict[str, Any] | None = None) -> StageResult:
+    """Run stage ``stage`` of MATES run ``cfg.run`` with ``lm`` (see the module docstring); ``extra`` goes
+    into ``stage.json`` as is (the proxy's weights hash, for reuse)."""
     from curate.mates.influence import train_influence
     from curate.mates.report import write_report
     from curate.query import connect
@@ -202,6 +204,7 @@ def run_stage(store: Store | str, lm: LoadedLM, stage: int, cfg: StageConfig, *,
                       "predict_seconds": round(pred_seconds, 3), "predict_docs_scored": score_report.rows},
         "seconds": round(time.perf_counter() - t_start, 3),
     }
+    summary.update(extra or {})
     write_report(st, base, summary, data.probes, oracle, fit.heldout_pred)
     st.write_json(f"{base}/stage.json", summary)
     return StageResult(cfg.run, stage, base, table, fit_model, selected.column("doc_id").to_pylist(), selection_sql, summary)

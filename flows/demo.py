@@ -10,12 +10,12 @@ from typing import Any
 from prefect import flow
 
 from curate.embedded import ingest_embedded
+from curate.preselect.family import member_shape
 from curate.store import Store
 from flows.mates import mates_stage
 from flows.mixture import build_mixture_flow
-from flows.score import score_flow
-from curate.preselect.family import member_shape
 from flows.preselect import train_preselect_flow
+from flows.score import score_flow
 from flows.train_domain import train_domain_flow
 from flows.train_lm import train_lm_flow
 

@@ -6,8 +6,7 @@ import shutil
 
 import pytest
 
-import curate.query as query
-from curate import connect
+from curate import connect, query
 from curate.execute import run_scorer
 from curate.mixture import load_spec, plan_mixture
 from curate.store import Store

@@ -254,6 +254,11 @@ MixtureOpt = Annotated[Path | None, typer.Option(
     "--mixture", help="A mixture spec (YAML): adds a build-mixture deployment on the same schedule, after scoring.")]
 
 
+MatesProxyOpt = Annotated[str | None, typer.Option(
+    "--mates-proxy", help="A checkpoint a training job keeps saving (store model name or local directory): adds a "
+                          "mates-stage deployment that runs the next MATES stage whenever its weights changed.")]
+
+
 def _spec_path(spec: Path | None) -> str | None:
     """A spec checked now (not at the first scheduled run) and passed as an absolute path."""
     if spec is None:
@@ -273,11 +278,13 @@ def flows_serve(
     scorers: Annotated[str, typer.Option(help="Scorers the scheduled score runs.")] = "heuristics,langid",
     cron: Annotated[str, typer.Option(help="Cron schedule for ingest → score (UTC).")] = "0 * * * *",
     mixture: MixtureOpt = None,
+    mates_proxy: MatesProxyOpt = None,
 ) -> None:
-    """Serve the ingest, score, train-domain (and build-mixture) deployments from this process (Ctrl-C stops)."""
+    """Serve the ingest, score, train-domain (build-mixture, mates-stage) deployments from this process (Ctrl-C stops)."""
     from flows.deployments import serve
 
-    serve(str(store), inputs or [], corpus, [s for s in scorers.split(",") if s], cron, _spec_path(mixture))
+    serve(str(store), inputs or [], corpus, [s for s in scorers.split(",") if s], cron, _spec_path(mixture),
+          mates_proxy)
 
 
 @flows_app.command("deploy")
@@ -288,11 +295,13 @@ def flows_deploy(
     scorers: Annotated[str, typer.Option(help="Scorers the scheduled score runs.")] = "heuristics,langid",
     cron: Annotated[str, typer.Option(help="Cron schedule (UTC).")] = "0 * * * *",
     mixture: MixtureOpt = None,
+    mates_proxy: MatesProxyOpt = None,
 ) -> None:
     """Register the deployments with a Prefect server and work pool (workers then run them)."""
     from flows.deployments import deploy
 
-    for name in deploy(str(store), [s for s in scorers.split(",") if s], cron, pool, _spec_path(mixture)):
+    for name in deploy(str(store), [s for s in scorers.split(",") if s], cron, pool, _spec_path(mixture),
+                       mates_proxy):
         console.print(f"deployed [bold]{name}[/] to pool {pool}")
 
 

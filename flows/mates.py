@@ -19,7 +19,7 @@ from curate.store import Store
 
 
 @flow(name="mates-stage", log_prints=True)
-def mates_stage(store: str, proxy: str, stage: int, run: str = "main", reference_sql: str | None = None,
+def mates_stage(store: str, proxy: str, stage: int | None = None, run: str = "main", reference_sql: str | None = None,
                 pool_sql: str | None = None, probe_sql: str | None = None, probes: int = 200,
                 probe_percent: int = 10, pool_splits: int = 1, reference_docs: int = 64, keep: float = 0.2,
                 tau: float = 0.5, seed: int = 0, influence: str = "ridge",
@@ -31,7 +31,10 @@ def mates_stage(store: str, proxy: str, stage: int, run: str = "main", reference
 
     See :class:`curate.mates.MatesSelector` for every parameter; ``probe`` overrides the probe step
     (lr, weight_decay, betas, grad_clip, max_tokens, reference_tokens). ``reuse``: a stage that already ran
-    from the same proxy weights with the same settings is returned without work. Returns ``stage.json``'s content.
+    from the same proxy weights with the same settings is returned without work. ``stage=None`` (what the
+    scheduled ``curate-mates-stage`` deployment passes): the run's next stage, unless its last one ran from
+    these very proxy weights and settings — a schedule that finds no new checkpoint does nothing, a new
+    checkpoint at the same path starts the next stage. Returns ``stage.json``'s content.
     """
     log = get_run_logger()
     selector = MatesSelector(Store.open(store), proxy=proxy, run=run, reference_sql=reference_sql, pool_sql=pool_sql,
@@ -39,6 +42,11 @@ def mates_stage(store: str, proxy: str, stage: int, run: str = "main", reference
                              reference_docs=reference_docs, keep=keep, tau=tau, seed=seed, influence=influence,
                              influence_options=influence_options, probe_settings=ProbeSettings(**(probe or {})),
                              workers=workers, score_workers=score_workers, threads=threads, progress=progress)
+    if stage is None:
+        last = selector.last_stage()
+        stage, reuse = (0, False) if last is None else (last, True)
+        if last is not None and selector.finished(last) is None:
+            stage, reuse = last + 1, False  # a new checkpoint (or new settings): the next stage
     done = selector.finished(stage) if reuse else None
     if done is not None:
         log.info("MATES %s stage %d: up to date (same proxy weights and settings), reused", run, stage)

@@ -87,6 +87,13 @@ class MatesSelector:
         paths = resolve_lm_paths(self.store, self.proxy or "")
         return weights_sha256(paths[0]) if len(paths) == 1 else ""
 
+    def last_stage(self) -> int | None:
+        """The highest stage number of this run with a ``stage.json`` (None before the first)."""
+        run_dir = f"mates/{self.config.run}"
+        done = [int(d[6:]) for d in self.store.list_dirs(run_dir)
+                if d.startswith("stage-") and d[6:].isdigit() and self.store.exists(f"{run_dir}/{d}/stage.json")]
+        return max(done) if done else None
+
     def finished(self, stage: int) -> dict[str, Any] | None:
         """``stage.json`` of stage ``stage`` when it ran from this proxy (same weights) with this config, else None.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +16,7 @@ from curate.cli import app
 from curate.lm.load import load_causal_lm
 from curate.mates import MatesSelector
 from curate.mates.select import keep_count
-from tests.mates.conftest import INFLUENCE, POOL_SQL, REFERENCE_SQL, STAGE
+from tests.mates.conftest import INFLUENCE, POOL_SQL, PROXY, REFERENCE_SQL, STAGE
 
 ARTIFACTS = ("probes.parquet", "pool.parquet", "influence_card.json", "selection.parquet", "selection.sql",
              "stage.json", "report.md", "oracle.png", "domains.png")
@@ -122,3 +123,24 @@ def test_mates_stage_flow_publishes_the_report(stage0, mates_store):
     summary = mates_stage(str(mates_store.path()), "proxy", 1, run="flow", probes=30, **STAGE)
     assert summary["stage"] == 1 and mates_store.exists("mates/flow/stage-1/report.md")
     assert summary["influence"]["heldout_probes"] == 30
+
+
+def test_scheduled_stage_advances_only_when_the_checkpoint_changes(mates_store):
+    """``stage=None`` (the curate-mates-stage deployment): same weights -> nothing to do; new weights -> next stage."""
+    from curate.lm.train import train_lm
+    from flows.deployments import deployments
+    from flows.mates import mates_stage
+
+    train_lm(mates_store, "sched-proxy", **PROXY)
+    store, kw = str(mates_store.path()), {"run": "sched", "probes": 30, **STAGE}
+    first = mates_stage(store, "sched-proxy", None, **kw)
+    stamp = mates_store.path("mates/sched/stage-0/stage.json")
+    before = os.stat(stamp).st_mtime_ns
+    again = mates_stage(store, "sched-proxy", None, **kw)
+    assert first["stage"] == again["stage"] == 0 and os.stat(stamp).st_mtime_ns == before  # reused, not rerun
+    train_lm(mates_store, "sched-proxy", **{**PROXY, "seed": 1}, force=True)  # the job saved a new checkpoint
+    nxt = mates_stage(store, "sched-proxy", None, **kw)
+    assert nxt["stage"] == 1 and nxt["proxy_sha256"] != first["proxy_sha256"]
+    deps = {d.name: d for d in deployments(store, [], "c", ["heuristics"], "0 * * * *", mates_proxy="sched-proxy")}
+    assert deps["curate-mates-stage"].parameters == {"store": store, "proxy": "sched-proxy", "run": "scheduled",
+                                                     "stage": None}

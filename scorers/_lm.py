@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,8 +45,12 @@ class LMScorer(BaseScorer):
 
     ``window`` defaults to ``min(512, smallest model context)``; a window beyond the positions a model
     was trained on gives meaningless losses, so it is refused. ``batch_tokens`` only changes speed
-    (and float rounding), so it stays out of the fingerprint.
+    (and float rounding), so it stays out of the fingerprint. ``dtype="auto"`` resolves to bfloat16
+    on CPUs with native bf16 for large models, or for any model where ``bf16_any_size`` (see
+    :func:`curate.lm.load.resolve_dtype`).
     """
+
+    bf16_any_size: ClassVar[bool] = False
 
     def __init__(self, model_paths: list[str | Path], *, max_tokens: int, window: int | None,
                  stride: int | None, batch_tokens: int | None, dtype: str, **extra: Any) -> None:
@@ -65,7 +69,7 @@ class LMScorer(BaseScorer):
             batch_tokens = auto_batch_tokens(paths[0], window)
         if max_tokens < 1 or batch_tokens < window:
             raise ConfigError("max_tokens must be positive and batch_tokens at least one window")
-        dtype = resolve_dtype(dtype, paths[0])  # concrete, so the fingerprint says what ran
+        dtype = resolve_dtype(dtype, paths[0], any_size=self.bf16_any_size)  # concrete: the fingerprint says what ran
         super().__init__(max_tokens=max_tokens, window=window, stride=stride, dtype=dtype, **extra)
         self.batch_tokens = batch_tokens
         self.model_paths = paths

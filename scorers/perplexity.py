@@ -32,6 +32,7 @@ class PerplexityScorer(LMScorer):
 
     name: ClassVar[str] = "perplexity"
     version: ClassVar[str] = "1"
+    bf16_any_size: ClassVar[bool] = True  # batched forwards are FLOP-bound even for tiny models
 
     def __init__(self, model_path: str | Path, max_tokens: int = 1024, window: int | None = None,
                  stride: int | None = None, batch_tokens: int | None = None, dtype: str = "auto") -> None:

@@ -18,9 +18,11 @@ from curate.lm.tokenizer import Encoder, is_byte_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 DTYPES = ("float32", "bfloat16")
-#: "auto" picks bfloat16 only for models at least this big (weights in bytes, as float32), and only on
-#: CPUs with native bf16 math: on AVX2-only CPUs bf16 is emulated (SmolLM2-135M: 61 vs 406 tokens/s
-#: measured), and tiny models are bound by per-call overhead, not FLOPs.
+#: "auto" picks bfloat16 only on CPUs with native bf16 math (on AVX2-only CPUs it is emulated:
+#: SmolLM2-135M 61 vs 406 tokens/s measured), and by default only for models at least this big (weights in
+#: bytes, as float32). Callers that batch tiny models into big forwards (perplexity) pass ``any_size``: the
+#: tiny preset scored 2.2-3.3x faster in bf16 on an AVX-512 BF16 EPYC, per-document bits/byte within 0.05%
+#: of fp32 (rank correlation 0.99999). EL2N and GraNd keep fp32 for small models (probabilities, gradients).
 AUTO_BF16_MIN_BYTES = 200 << 20
 
 
@@ -33,10 +35,11 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def resolve_dtype(dtype: str, path: str | Path) -> str:
-    """``float32``/``bfloat16`` as given; ``auto`` = bfloat16 for a large model on a bf16 CPU, else float32."""
+def resolve_dtype(dtype: str, path: str | Path, *, any_size: bool = False) -> str:
+    """``float32``/``bfloat16`` as given; ``auto`` = bfloat16 for a large model (any model with ``any_size``)
+    on a CPU with native bf16, else float32."""
     if dtype == "auto":
-        big = weights_bytes(path) >= AUTO_BF16_MIN_BYTES
+        big = any_size or weights_bytes(path) >= AUTO_BF16_MIN_BYTES
         return "bfloat16" if big and cpu_has_bf16() else "float32"
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")

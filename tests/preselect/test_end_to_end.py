@@ -87,7 +87,7 @@ def test_stored_losses_are_bits_per_character_in_rank_order(trained, sample):
              for r in rows]
     batch = pa.record_batch({"doc_id": [r["doc_id"] for r in rows], "text": texts})
     for rank, m in enumerate(card.family):  # the perplexity scorer is an independent way in to the same model
-        out = PerplexityScorer(m["path"], max_tokens=4096).score(batch).to_pydict()
+        out = PerplexityScorer(m["path"], max_tokens=4096, dtype="float32").score(batch).to_pydict()
         for i, r in enumerate(rows):
             expect = out["nll"][i] * out["n_tokens"][i] / math.log(2) / len(texts[i])
             assert r["bpc"][rank] == pytest.approx(expect, rel=1e-4)

@@ -97,12 +97,12 @@ def stage_cmd(
 def show_cmd(store: StoreOpt = Path("store"), run: RunOpt = "main") -> None:
     """List a run's stages: probes, seconds per probe, held-out Spearman, pool and kept documents."""
     from curate.errors import ConfigError
+    from curate.mates.stage import finished_stages, stage_dir
     from curate.render import rows_table
     from curate.store import Store
 
     st = Store.open(store)
-    stages = sorted((d for d in st.list_dirs(f"mates/{run}") if d.startswith("stage-")), key=lambda d: int(d[6:]))
-    rows = [stage_row(s) for s in (st.read_json(f"mates/{run}/{d}/stage.json") for d in stages) if s]
+    rows = [stage_row(s) for s in (st.read_json(f"{stage_dir(run, k)}/stage.json") for k in finished_stages(st, run)) if s]
     if not rows:
         raise ConfigError(f"no finished MATES stages for run {run!r} in {st.uri}: run `curate mates stage` first")
     console.print(rows_table(rows, title=f"MATES run {run}"))

@@ -42,12 +42,12 @@ def mates_stage(store: str, proxy: str, stage: int | None = None, run: str = "ma
                              reference_docs=reference_docs, keep=keep, tau=tau, seed=seed, influence=influence,
                              influence_options=influence_options, probe_settings=ProbeSettings(**(probe or {})),
                              workers=workers, score_workers=score_workers, threads=threads, progress=progress)
-    if stage is None:
+    if stage is None:  # the last stage if it is current, else the next one (a new checkpoint or new settings)
         last = selector.last_stage()
-        stage, reuse = (0, False) if last is None else (last, True)
-        if last is not None and selector.finished(last) is None:
-            stage, reuse = last + 1, False  # a new checkpoint (or new settings): the next stage
-    done = selector.finished(stage) if reuse else None
+        done = selector.finished(last) if last is not None else None
+        stage = 0 if last is None else last if done is not None else last + 1
+    else:
+        done = selector.finished(stage) if reuse else None
     if done is not None:
         log.info("MATES %s stage %d: up to date (same proxy weights and settings), reused", run, stage)
         return done

@@ -89,10 +89,10 @@ class MatesSelector:
 
     def last_stage(self) -> int | None:
         """The highest stage number of this run with a ``stage.json`` (None before the first)."""
-        run_dir = f"mates/{self.config.run}"
-        done = [int(d[6:]) for d in self.store.list_dirs(run_dir)
-                if d.startswith("stage-") and d[6:].isdigit() and self.store.exists(f"{run_dir}/{d}/stage.json")]
-        return max(done) if done else None
+        from curate.mates.stage import finished_stages
+
+        done = finished_stages(self.store, self.config.run)
+        return done[-1] if done else None
 
     def finished(self, stage: int) -> dict[str, Any] | None:
         """``stage.json`` of stage ``stage`` when it ran from this proxy (same weights) with this config, else None.
@@ -110,7 +110,8 @@ class MatesSelector:
             return None
         want = json.loads(json.dumps({**asdict(self.config), "probe": self.config.probe.to_dict()}))
         have = dict(done.get("config", {}))
-        want.pop("progress", None), have.pop("progress", None)
+        for cfg in (want, have):
+            cfg.pop("progress", None)  # how a run reports, not what it computes
         same = have == want and done.get("proxy_sha256") == self.proxy_fingerprint()
         return done if same else None
 

@@ -84,6 +84,13 @@ def stage_dir(run: str, stage: int) -> str:
     return f"mates/{check_name('MATES run', run)}/stage-{int(stage)}"
 
 
+def finished_stages(store: Store, run: str) -> list[int]:
+    """Stage numbers of ``run`` that wrote their ``stage.json``, in order."""
+    run_dir = stage_dir(run, 0).rsplit("/", 1)[0]
+    found = (d[len("stage-"):] for d in store.list_dirs(run_dir) if d.startswith("stage-"))
+    return sorted(int(k) for k in found if k.isdigit() and store.exists(f"{stage_dir(run, int(k))}/stage.json"))
+
+
 def table_name(run: str, stage: int) -> str:
     """Feature table of a stage: ``mates_<run>_s<k>`` (SQL-friendly: no quoting needed)."""
     return f"mates_{re.sub(r'[^A-Za-z0-9_]', '_', run)}_s{int(stage)}"

@@ -64,6 +64,11 @@ class ShardResult:
         return asdict(self)
 
 
+def feature_path(store: Store, scorer_name: str, corpus: str, shard_name: str) -> str:
+    """Store-relative path of the feature file a scorer writes for one input shard (one file per shard)."""
+    return f"{store.features_dir(scorer_name)}/{corpus}--{shard_name}"
+
+
 def shard_identity(store: Store, corpus: str) -> dict[str, dict[str, Any]]:
     """Input shards of ``corpus`` with what identifies their content (from the ingest manifest)."""
     manifest = store.read_json(f"{store.shards_dir(corpus)}/{MANIFEST}") or {"shards": []}
@@ -80,7 +85,7 @@ def plan(store: Store, scorer_name: str, scorer_fingerprint: str, corpora: Itera
             item = WorkItem(
                 corpus=corpus,
                 shard=f"{store.shards_dir(corpus)}/{name}",
-                output=f"{store.features_dir(scorer_name)}/{corpus}--{name}",
+                output=feature_path(store, scorer_name, corpus, name),
                 rows=entry["rows"],
                 fingerprint=fp,
             )

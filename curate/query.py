@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.errors import CurateError
+from curate.features import feature_path
 from curate.ingestion.schema import DOC_SCHEMA
 from curate.store import Store
 
@@ -59,10 +60,18 @@ def doc_features_select(tables: dict[str, list[str]], only: set[str] | None = No
 
     Column names do not depend on ``only``: a narrow join answers the same SQL as the full view.
     """
-    cols = [c for c in feature_aliases(tables) if only is None or c[0] in only]
-    select = ["docs.*"] + [f'"{t}"."{col}" AS "{alias}"' for t, col, alias in cols]
     joins = [f'LEFT JOIN "{t}" USING (doc_id)' for t in tables if only is None or t in only]
-    return "SELECT " + ",\n       ".join(select) + "\nFROM docs" + "".join(f"\n{j}" for j in joins)
+    return _select_list(tables, only) + "\nFROM docs" + "".join(f"\n{j}" for j in joins)
+
+
+def _selected_columns(tables: dict[str, list[str]], only: set[str] | None) -> list[tuple[str, str, str]]:
+    return [c for c in feature_aliases(tables) if only is None or c[0] in only]
+
+
+def _select_list(tables: dict[str, list[str]], only: set[str] | None) -> str:
+    """``SELECT docs.*, "<table>"."<col>" AS "<alias>", ...``: the columns ``doc_features`` gives."""
+    select = ["docs.*"] + [f'"{t}"."{col}" AS "{alias}"' for t, col, alias in _selected_columns(tables, only)]
+    return "SELECT " + ",\n       ".join(select)
 
 
 def doc_features_sql(tables: dict[str, list[str]], *, temp: bool = False) -> str:
@@ -128,7 +137,7 @@ def _aligned_files(con: duckdb.DuckDBPyConnection, store: Store,
         return None
     out: dict[str, list[str]] = {}
     for t, files in feats.items():
-        want = [f"features/{t}/{s.split('/')[1]}--{s.split('/')[2]}" for s in shards]
+        want = [feature_path(store, t, *s.split("/")[1:]) for s in shards]  # shards/<corpus>/<name>
         if len(files) != len(want) or any(files.get(w) != docs[s] for w, s in zip(want, shards)):
             return None
         out[t] = want
@@ -142,13 +151,12 @@ def _file_list(files: list[str]) -> str:
 def _positional_select(tables: dict[str, list[str]], only: set[str], shards: list[str],
                        files: dict[str, list[str]]) -> str:
     """The same columns as :func:`doc_features_select`, joined by position over aligned files."""
-    cols = [c for c in feature_aliases(tables) if c[0] in only]
-    select = ["docs.*"] + [f'"{t}"."{col}" AS "{alias}"' for t, col, alias in cols]
+    cols = _selected_columns(tables, only)
     sources = [f"(SELECT * FROM read_parquet({_file_list(shards)}, union_by_name = true)) AS docs"]
     for t in (t for t in tables if t in only):
         picked = ", ".join(f'"{col}"' for tt, col, _alias in cols if tt == t)
         sources.append(f'(SELECT {picked} FROM read_parquet({_file_list(files[t])}, union_by_name = true)) AS "{t}"')
-    return "SELECT " + ",\n       ".join(select) + "\nFROM " + "\nPOSITIONAL JOIN ".join(sources)
+    return _select_list(tables, only) + "\nFROM " + "\nPOSITIONAL JOIN ".join(sources)
 
 
 def damaged_file_hint(store: Store, message: str) -> str:

@@ -109,14 +109,13 @@ def label_and_top(model: Any, texts: list[str], label: str) -> tuple[np.ndarray,
         return p_label, top, p_top
     k = len(model_labels(model))
     token = label_token(label)
-    cut = len(LABEL_PREFIX)
     predict = model.f.predict
     for i, text in enumerate(texts):
         pairs = predict(prepare_line(text), k, 0.0, "replace")
         if not pairs:
             continue
         p_top[i], first = pairs[0]
-        top[i] = first[cut:] if first.startswith(LABEL_PREFIX) else first
+        top[i] = first.removeprefix(LABEL_PREFIX)
         for prob, lab in pairs:
             if lab == token:
                 p_label[i] = prob

@@ -71,12 +71,11 @@ def predict_batch(
     if n == 0:
         return [], probs
     predict = model.f.predict
-    cut = len(LABEL_PREFIX)
     labels: list[list[str]] = []
     for i, text in enumerate(texts):
         # "replace": a label that is not valid UTF-8 must not kill a shard.
         pairs = predict(prepare_line(text), k, threshold, "replace")
-        labels.append([lab[cut:] if lab.startswith(LABEL_PREFIX) else lab for _, lab in pairs])
+        labels.append([lab.removeprefix(LABEL_PREFIX) for _, lab in pairs])
         for j, (prob, _) in enumerate(pairs[:k]):
             probs[i, j] = prob
     # fastText's softmax can overshoot 1.0 by float error; keep probabilities valid.

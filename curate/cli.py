@@ -168,14 +168,16 @@ def sql(
 LM_SCORERS = ("perplexity", "el2n", "grand")
 
 
-def _parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``scorer.key=value`` pairs (value parsed as JSON when it can be) into per-scorer settings."""
+def _parse_settings(items: list[str], flag: str = "--set", example: str = "domain.k=5") -> dict[str, dict[str, Any]]:
+    """``owner.key=value`` pairs (value parsed as JSON when it can be) into per-owner settings (owner: a scorer
+    for ``--set``, a deployment for ``--param``)."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, eq, value = item.partition("=")
         scorer, dot, name = key.partition(".")
         if not eq or not dot or not scorer or not name:
-            raise CurateError(f"--set {item!r}: expected scorer.key=value, e.g. --set domain.k=5")
+            owner = "scorer" if flag == "--set" else "deployment"
+            raise CurateError(f"{flag} {item!r}: expected {owner}.key=value, e.g. {flag} {example}")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
@@ -269,22 +271,59 @@ def _spec_path(spec: Path | None) -> str | None:
     return str(spec.resolve())
 
 
+InputsOpt = Annotated[list[str] | None, typer.Option(
+    "--input", help="Files or landing directories the scheduled ingest reads (repeatable); each run ingests only "
+                    "the files it has not finished.")]
+CorpusOpt = Annotated[str, typer.Option(help="Corpus the scheduled ingest writes.")]
+ScorersOpt = Annotated[str, typer.Option(help="Scorers the scheduled score runs (comma-separated).")]
+CronOpt = Annotated[str | None, typer.Option(help="Cron schedule (UTC) of every scheduled deployment. "
+                                                  "Default '0 * * * *' (hourly) unless --interval is given.")]
+IntervalOpt = Annotated[float | None, typer.Option(help="Run every this many seconds instead of on a cron schedule.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    help="Scoring workers of the scheduled score (default: one Ray actor per CPU; 0: inside the flow run, no Ray).")]
+ParamOpt = Annotated[list[str] | None, typer.Option(
+    "--param", help="A flow parameter of one deployment, DEPLOYMENT.KEY=VALUE (VALUE as JSON when it parses; "
+                    "repeatable), e.g. --param mates-stage.probes=400 --param ingest.max_doc_bytes=1000000.")]
+
+
+def _deployments(store: Path | str, inputs: list[str] | None, corpus: str, scorers: str, cron: str | None,
+                 interval: float | None, workers: int | None, mixture: Path | None, mates_proxy: str | None,
+                 params: list[str] | None):
+    """The deployment list and schedule ``serve`` and ``deploy`` share, checked before anything is registered."""
+    from flows.deployments import Schedule, targets, with_parameters
+
+    schedule = Schedule(cron=cron if cron is not None or interval is not None else "0 * * * *", interval=interval)
+    # absolute paths: the flow runs in another process (a worker, a served run) that may have another cwd
+    absolute = [i if "://" in i else str(Path(i).resolve()) for i in inputs or []]
+    store_uri = str(store) if "://" in str(store) else str(Path(store).resolve())
+    found = targets(store_uri, absolute, corpus, [s for s in scorers.split(",") if s], _spec_path(mixture),
+                    mates_proxy, workers)
+    return with_parameters(found, _parse_settings(params or [], "--param", "mates-stage.probes=400")), schedule
+
+
 @flows_app.command("serve")
 @friendly
 def flows_serve(
     store: StoreOpt = Path("store"),
-    inputs: Annotated[list[str] | None, typer.Option("--input", help="Inputs the scheduled ingest reads (repeatable).")] = None,
-    corpus: Annotated[str, typer.Option(help="Corpus the scheduled ingest writes.")] = "default",
-    scorers: Annotated[str, typer.Option(help="Scorers the scheduled score runs.")] = "heuristics,langid",
-    cron: Annotated[str, typer.Option(help="Cron schedule for ingest → score (UTC).")] = "0 * * * *",
+    inputs: InputsOpt = None,
+    corpus: CorpusOpt = "default",
+    scorers: ScorersOpt = "heuristics,langid",
+    cron: CronOpt = None,
+    interval: IntervalOpt = None,
+    workers: WorkersOpt = None,
     mixture: MixtureOpt = None,
     mates_proxy: MatesProxyOpt = None,
+    param: ParamOpt = None,
 ) -> None:
-    """Serve the ingest, score, train-domain (build-mixture, mates-stage) deployments from this process (Ctrl-C stops)."""
+    """Serve the ingest, score, train-domain (build-mixture, mates-stage) deployments from this process.
+
+    Registers them with the Prefect API (PREFECT_API_URL, e.g. a `prefect server start`; without it a
+    temporary local server) and runs every flow run the schedule creates until Ctrl-C.
+    """
     from flows.deployments import serve
 
-    serve(str(store), inputs or [], corpus, [s for s in scorers.split(",") if s], cron, _spec_path(mixture),
-          mates_proxy)
+    all_targets, schedule = _deployments(store, inputs, corpus, scorers, cron, interval, workers, mixture, mates_proxy, param)
+    serve(all_targets, schedule)
 
 
 @flows_app.command("deploy")
@@ -292,16 +331,21 @@ def flows_serve(
 def flows_deploy(
     pool: Annotated[str, typer.Option(help="Prefect work pool to deploy to (create it with `prefect work-pool create`).")],
     store: StoreOpt = Path("store"),
-    scorers: Annotated[str, typer.Option(help="Scorers the scheduled score runs.")] = "heuristics,langid",
-    cron: Annotated[str, typer.Option(help="Cron schedule (UTC).")] = "0 * * * *",
+    inputs: InputsOpt = None,
+    corpus: CorpusOpt = "default",
+    scorers: ScorersOpt = "heuristics,langid",
+    cron: CronOpt = None,
+    interval: IntervalOpt = None,
+    workers: WorkersOpt = None,
     mixture: MixtureOpt = None,
     mates_proxy: MatesProxyOpt = None,
+    param: ParamOpt = None,
 ) -> None:
-    """Register the deployments with a Prefect server and work pool (workers then run them)."""
+    """Register the same deployments with a Prefect server and work pool; `prefect worker start --pool P` runs them."""
     from flows.deployments import deploy
 
-    for name in deploy(str(store), [s for s in scorers.split(",") if s], cron, pool, _spec_path(mixture),
-                       mates_proxy):
+    all_targets, schedule = _deployments(store, inputs, corpus, scorers, cron, interval, workers, mixture, mates_proxy, param)
+    for name in deploy(all_targets, schedule, pool):
         console.print(f"deployed [bold]{name}[/] to pool {pool}")
 
 

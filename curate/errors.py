@@ -7,3 +7,7 @@ class CurateError(Exception):
 
 class ConfigError(CurateError):
     """A configuration or argument was refused before any work started."""
+
+
+class NoInputFiles(ConfigError):
+    """The inputs named only directories, and they hold no files (a landing directory nothing has landed in)."""

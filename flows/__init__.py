@@ -1,6 +1,7 @@
 """Prefect flows over the curate library; Ray execution lives behind them.
 
-Flows: ``ingest``, ``score``, ``train-domain``. Deployments with cron schedules
-are declared in ``flows.deployments`` (``curate flows serve``) and in
-``prefect.yaml`` (``prefect deploy`` to a work pool).
+Flows: ``ingest``, ``score``, ``train-domain``, ``train-lm``, ``train-preselect``, ``mates-stage``,
+``build-mixture``, ``demo``, and ``pipeline`` (one scheduled tick: ingest -> score -> build-mixture).
+Deployments with schedules are declared in ``flows.deployments`` (``curate flows serve`` / ``deploy``) and
+in ``prefect.yaml`` (``prefect deploy --all`` to a work pool).
 """

@@ -1,73 +1,141 @@
-"""Deployments of the curate flows with cron schedules: served in-process or sent to a work pool."""
+"""Deployments of the curate flows on a schedule: served in-process or sent to a work pool.
+
+One list of deployments (:func:`targets`) feeds both ways of running them, so ``curate flows serve``
+and ``curate flows deploy --pool P`` schedule exactly the same work with the same parameters.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from prefect import Flow
+
+from curate.errors import ConfigError
 from flows.ingest import ingest_flow
 from flows.mates import mates_stage
 from flows.mixture import build_mixture_flow
+from flows.pipeline import pipeline_flow
 from flows.score import score_flow
 from flows.train_domain import train_domain_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _mates_parameters(store: str, proxy: str) -> dict[str, Any]:
-    """The scheduled MATES stage: the next stage of run ``scheduled`` whenever ``proxy`` holds new weights."""
-    return {"store": store, "proxy": proxy, "run": "scheduled", "stage": None}
+@dataclass(frozen=True)
+class Schedule:
+    """When the scheduled deployments run: a cron expression (UTC) or every ``interval`` seconds."""
+
+    cron: str | None = None
+    interval: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cron is None) == (self.interval is None):
+            raise ConfigError("give a schedule as either --cron or --interval, not both and not neither")
+        if self.interval is not None and self.interval < 1:
+            raise ConfigError(f"--interval must be at least 1 second, got {self.interval:g}")
+        if self.cron is not None:
+            from prefect.client.schemas.schedules import CronSchedule
+
+            try:
+                CronSchedule(cron=self.cron)
+            except ValueError:
+                raise ConfigError(f"--cron {self.cron!r} is not a cron expression: five fields, minute hour "
+                                  "day-of-month month day-of-week, e.g. '0 * * * *' (hourly)") from None
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for Prefect's ``to_deployment`` / ``deploy``."""
+        return {"cron": self.cron} if self.cron is not None else {"interval": self.interval}
 
 
-def deployments(store: str, inputs: list[str], corpus: str, scorers: list[str], cron: str | None,
-                mixture: str | None = None, mates_proxy: str | None = None) -> list[Any]:
-    """``RunnerDeployment`` objects for ``prefect.serve``; schedules only where inputs make sense.
+@dataclass(frozen=True)
+class Target:
+    """One deployment: the flow, where it lives in this checkout, its parameters and whether it is scheduled."""
 
-    ``mixture`` (a spec path) adds ``curate-build-mixture``: a rebuild over the freshly scored store.
-    ``mates_proxy`` (a checkpoint a training job keeps overwriting) adds ``curate-mates-stage``: each run
-    does the next MATES stage when the checkpoint changed, nothing when it did not.
+    flow: Flow
+    entrypoint: str
+    name: str
+    parameters: dict[str, Any]
+    scheduled: bool = True
+
+
+def targets(store: str, inputs: list[str], corpus: str, scorers: list[str], mixture: str | None = None,
+            mates_proxy: str | None = None, workers: int | None = None) -> list[Target]:
+    """The deployments a scheduled pipeline over ``store`` needs.
+
+    ``curate-pipeline`` runs on the schedule: ingest the files of ``inputs`` (files or landing directories)
+    it has not finished, score what is missing or stale with ``scorers`` (``workers``: the engine's worker
+    count; None: one Ray actor per CPU; 0: inside the flow run, no Ray), then rebuild ``mixture`` (a spec
+    path) when the store changed — in that order, one tick at a time. ``mates_proxy`` (a checkpoint a
+    training job keeps overwriting) adds a scheduled ``curate-mates-stage``: the next MATES stage when the
+    checkpoint changed, nothing when it did not. Each step is also deployed alone, unscheduled, to run by
+    hand (``prefect deployment run score/curate-score``), as is ``curate-train-domain``.
     """
-    out = [
-        score_flow.to_deployment(name="curate-score", cron=cron, parameters={"store": store, "scorers": scorers},
-                                 tags=["curate"]),
-        train_domain_flow.to_deployment(name="curate-train-domain", parameters={"store": store}, tags=["curate"]),
-    ]
+    score = {"store": store, "scorers": scorers, **({"workers": workers} if workers is not None else {})}
+    pipeline = {"store": store, "inputs": inputs, "corpus": corpus, "scorers": scorers, "workers": workers,
+                "mixture": mixture}
+    out = [Target(pipeline_flow, "flows/pipeline.py:pipeline_flow", "curate-pipeline",
+                  {k: v for k, v in pipeline.items() if v not in (None, [])}),
+           Target(score_flow, "flows/score.py:score_flow", "curate-score", score, scheduled=False),
+           Target(train_domain_flow, "flows/train_domain.py:train_domain_flow", "curate-train-domain",
+                  {"store": store}, scheduled=False)]
     if inputs:
-        out.append(ingest_flow.to_deployment(name="curate-ingest", cron=cron,
-                                             parameters={"store": store, "inputs": inputs, "corpus": corpus},
-                                             tags=["curate"]))
+        out.append(Target(ingest_flow, "flows/ingest.py:ingest_flow", "curate-ingest",
+                          {"store": store, "inputs": inputs, "corpus": corpus}, scheduled=False))
     if mixture:
-        out.append(build_mixture_flow.to_deployment(name="curate-build-mixture", cron=cron,
-                                                    parameters={"store": store, "spec": mixture}, tags=["curate"]))
+        out.append(Target(build_mixture_flow, "flows/mixture.py:build_mixture_flow", "curate-build-mixture",
+                          {"store": store, "spec": mixture}, scheduled=False))
     if mates_proxy:
-        out.append(mates_stage.to_deployment(name="curate-mates-stage", cron=cron,
-                                             parameters=_mates_parameters(store, mates_proxy), tags=["curate"]))
+        out.append(Target(mates_stage, "flows/mates.py:mates_stage", "curate-mates-stage",
+                          {"store": store, "proxy": mates_proxy, "run": "scheduled", "stage": None}))
     return out
 
 
-def serve(store: str, inputs: list[str], corpus: str, scorers: list[str], cron: str | None,
-          mixture: str | None = None, mates_proxy: str | None = None) -> None:
+def with_parameters(all_targets: list[Target], overrides: dict[str, dict[str, Any]]) -> list[Target]:
+    """``all_targets`` with parameters overridden per deployment (``{"mates-stage": {"probes": 400}}``).
+
+    A deployment that is not in the list, or a parameter its flow does not take, is refused naming it.
+    """
+    by_name = {t.name.removeprefix("curate-"): t for t in all_targets}
+    for short, values in overrides.items():
+        if short not in by_name:
+            raise ConfigError(f"--param {short}.*: no deployment curate-{short} here (deployments: "
+                              f"{', '.join(sorted(by_name))})")
+        takes = set(by_name[short].flow.parameters.properties)
+        unknown = sorted(set(values) - takes)
+        if unknown:
+            raise ConfigError(f"--param {short}.{unknown[0]}: the {by_name[short].flow.name} flow takes no parameter "
+                              f"{unknown[0]!r} (it takes {', '.join(sorted(takes))})")
+    return [replace(t, parameters={**t.parameters, **overrides.get(t.name.removeprefix("curate-"), {})})
+            for t in all_targets]
+
+
+def _when(target: Target, schedule: Schedule) -> dict[str, Any]:
+    """Schedule keywords for a scheduled target; one run at a time, so a slow tick delays the next instead of
+    piling runs onto the same machine."""
+    return {**schedule.kwargs(), "concurrency_limit": 1} if target.scheduled else {}
+
+
+def runner_deployments(all_targets: list[Target], schedule: Schedule) -> list[Any]:
+    """``RunnerDeployment`` objects for ``prefect.serve``, the scheduled ones with ``schedule``."""
+    return [t.flow.to_deployment(name=t.name, parameters=t.parameters, tags=["curate"], **_when(t, schedule))
+            for t in all_targets]
+
+
+def serve(all_targets: list[Target], schedule: Schedule) -> None:
+    """Register the deployments with the Prefect API and run their flow runs from this process."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(store, inputs, corpus, scorers, cron, mixture, mates_proxy))
+    prefect_serve(*runner_deployments(all_targets, schedule))
 
 
-def deploy(store: str, scorers: list[str], cron: str, pool: str, mixture: str | None = None,
-           mates_proxy: str | None = None) -> list[str]:
-    """Deploy from this checkout's source to ``pool`` (a process work pool runs them in place)."""
+def deploy(all_targets: list[Target], schedule: Schedule, pool: str) -> list[str]:
+    """Register the deployments with ``pool``, from this checkout's source (a process work pool runs them in place)."""
     names = []
-    targets = [
-        ("flows/score.py:score_flow", "curate-score", {"store": store, "scorers": scorers}, cron),
-        ("flows/train_domain.py:train_domain_flow", "curate-train-domain", {"store": store}, None),
-    ]
-    if mixture:
-        targets.append(("flows/mixture.py:build_mixture_flow", "curate-build-mixture",
-                        {"store": store, "spec": mixture}, cron))
-    if mates_proxy:
-        targets.append(("flows/mates.py:mates_stage", "curate-mates-stage", _mates_parameters(store, mates_proxy), cron))
-    for entry, name, params, schedule in targets:
-        flow = score_flow.from_source(source=str(ROOT), entrypoint=entry)
-        flow.deploy(name=name, work_pool_name=pool, parameters=params, cron=schedule, tags=["curate"],
-                    ignore_warnings=True)
-        names.append(name)
+    for t in all_targets:
+        flow = Flow.from_source(source=str(ROOT), entrypoint=t.entrypoint)
+        flow.deploy(name=t.name, work_pool_name=pool, parameters=t.parameters, tags=["curate"],
+                    ignore_warnings=True, **_when(t, schedule))
+        names.append(t.name)
     return names

@@ -7,15 +7,23 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from curate.errors import NoInputFiles
 from curate.ingestion import FieldMap, ingest
+from curate.store import Store
 
 
 @flow(name="ingest", log_prints=True)
 def ingest_flow(store: str, inputs: list[str], corpus: str = "default", format: str = "auto",
                 fields: dict[str, Any] | None = None, max_doc_bytes: int = 16 << 20) -> dict[str, Any]:
-    """Ingest ``inputs`` into ``corpus``; idempotent, resumable."""
-    s = ingest(inputs, store, corpus, fields=FieldMap(**(fields or {})), format=format,
-               max_doc_bytes=max_doc_bytes, progress=False)
+    """Ingest ``inputs`` into ``corpus``; idempotent, resumable. Landing directories with no files yet are
+    not an error on a schedule: the run creates the store and ends with nothing to do."""
+    try:
+        s = ingest(inputs, store, corpus, fields=FieldMap(**(fields or {})), format=format,
+                   max_doc_bytes=max_doc_bytes, progress=False)
+    except NoInputFiles as exc:
+        Store.open(store, create=True)  # later steps (score, mixtures) find an empty store, not a missing one
+        print(f"{corpus}: {exc}; nothing to ingest this time")
+        return {"corpus": corpus, "status": "no-inputs", "read": 0}
     reasons = "".join(f"| {k} | {v} |\n" for k, v in sorted(s.reasons.items()))
     create_markdown_artifact(
         f"## curate ingest `{corpus}`\n\nstatus: **{s.status}**{' (resumed)' if s.resumed else ''}\n\n"

@@ -12,9 +12,10 @@ from curate.mixture.report import markdown
 
 
 @flow(name="build-mixture", log_prints=True)
-def build_mixture_flow(store: str, spec: str, allow_short: bool = False) -> dict[str, Any]:
-    """Build ``spec`` (a YAML path) over ``store``; refuses a short supply unless ``allow_short``."""
-    m = build_mixture(store, spec, allow_short=allow_short)
+def build_mixture_flow(store: str, spec: str, allow_short: bool = False, reuse: bool = False) -> dict[str, Any]:
+    """Build ``spec`` (a YAML path) over ``store``; refuses a short supply unless ``allow_short``.
+    ``reuse``: leave a mixture built from the same spec over the same store files as it is."""
+    m = build_mixture(store, spec, allow_short=allow_short, reuse=reuse)
     scores = m.store.read_json(f"{m.dir}/scores.json")  # selected-vs-pool score medians, when features exist
     create_markdown_artifact(markdown(m, scores=scores), key="curate-mixture", description=f"mixture {m.name}")
     t = m.data["tokens"]

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from curate.errors import ConfigError
+from curate.errors import ConfigError, NoInputFiles
 from curate.ingestion.fields import FieldMap, Quarantine, normalize_rows, normalize_table, too_large
 from curate.ingestion.schema import Reason
 
@@ -93,7 +93,7 @@ def discover(sources: list[Any], fmt: str = "auto", text_glob: str = "**/*") -> 
         else:
             out.append(_file_input(p, fmt))
     if not out:
-        raise ConfigError(f"no input files found in {', '.join(map(str, sources))}")
+        raise NoInputFiles(f"no input files found in {', '.join(map(str, sources))}")
     return out
 
 
@@ -124,6 +124,8 @@ def _discover_dir(p: Path, fmt: str, text_glob: str) -> list[Input]:
     if fmt == "hf" or (fmt == "auto" and saved_by_datasets):
         return [Input(name=str(p), format="hf", path=str(p), unit="row")]
     files = sorted(f for f in p.glob(text_glob) if f.is_file() and not f.name.startswith("."))
+    if not files:  # an empty landing directory holds no input (not an input of zero text files)
+        return []
     if fmt == "text":
         return [Input(name=str(p), format="text", files=[str(f) for f in files], unit="file")]
     data = [f for f in files if _looks_like_data(f)]

@@ -205,12 +205,24 @@ def _token_ids(encoder: Any, t: pa.Table) -> pa.Array:
 
 
 def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], *, allow_short: bool = False,
-                  part_tokens: int = PART_TOKENS, report: bool = True, progress: bool | None = None) -> MixtureManifest:
-    """Plan and materialize ``spec`` into ``mixtures/<name>/``; refuse a short supply unless ``allow_short``."""
+                  part_tokens: int = PART_TOKENS, report: bool = True, progress: bool | None = None,
+                  reuse: bool = False) -> MixtureManifest:
+    """Plan and materialize ``spec`` into ``mixtures/<name>/``; refuse a short supply unless ``allow_short``.
+
+    ``reuse``: when the mixture on disk was built from this very spec over the same store files (shards and
+    feature files, by name and size), return it untouched, so a scheduled rebuild over an unchanged store
+    neither works nor rewrites the files a training job may be streaming.
+    """
     from curate.query import connect
 
     st = store if isinstance(store, Store) else Store.open(store)
     sp = spec if isinstance(spec, MixtureSpec) else load_spec(spec)
+    if reuse:
+        built = st.read_json(f"{st.mixtures_dir(sp.name)}/manifest.json")
+        if built is not None and (built.get("spec_hash"), built.get("store"), built.get("allow_short"),
+                                  built.get("duckdb")) == (sp.spec_hash(), store_fingerprint(st), allow_short,
+                                                           duckdb.__version__):
+            return MixtureManifest(st, sp.name, built)
     con = connect(st)
     tmp = tempfile.mkdtemp(prefix="curate-mix-")
     try:

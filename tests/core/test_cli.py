@@ -57,3 +57,23 @@ def test_errors_are_one_clear_line_with_exit_code_2(tmp_path, real_docs, write_j
     assert r.exit_code == 2 and "DuckDB refused the query" in r.output
     r = runner.invoke(app, ["sql", "SELECT 1", "--store", str(tmp_path / "s"), "-f", "parquet"])
     assert r.exit_code == 2 and "--output" in r.output
+
+
+def test_flows_options_are_checked_before_anything_is_registered(tmp_path):
+    """Schedules and --param overrides are refused with one line (exit 2) before any deployment reaches Prefect."""
+    base = ["flows", "serve", "--store", str(tmp_path / "st")]
+    cases = {
+        ("--cron", "0 * * * *", "--interval", "60"): "either --cron or --interval, not both",
+        ("--cron", "every hour"): "is not a cron expression",
+        ("--interval", "0.5"): "--interval must be at least 1 second",
+        ("--param", "nope.x=1"): "no deployment curate-nope here",
+        ("--param", "score.scorerz=[]"): "the score flow takes no parameter 'scorerz'",
+        ("--param", "score"): "expected deployment.key=value",
+        ("--mixture", str(tmp_path / "missing.yaml")): "missing.yaml",
+    }
+    for args, message in cases.items():
+        for command in (base, ["flows", "deploy", "--pool", "p", *base[2:]]):
+            r = runner.invoke(app, [*command, *args])
+            assert r.exit_code == 2 and message in " ".join(r.output.split()), (args, r.output)
+    deploy_help = " ".join(runner.invoke(app, ["flows", "deploy", "--help"]).output.split())
+    assert "--input" in deploy_help and "--corpus" in deploy_help and "--interval" in deploy_help

@@ -1,5 +1,6 @@
-"""The curate deployments on a real Prefect server: `curate flows serve` registers them with their cron
-schedule, a run triggered through the API is picked up by the serving process and scores the store.
+"""The curate deployments on a real Prefect server: `curate flows serve` registers them (the pipeline with its
+cron schedule), a run triggered through the API is picked up by the serving process and scores the store.
+Runs the scheduler creates on its own are tested in test_schedules.py.
 
 The server and the serving process run in their own sessions (each with a fresh ``PREFECT_HOME``, so
 the server has a fresh SQLite database) and are killed as process groups afterwards; the test process
@@ -67,6 +68,7 @@ def test_served_score_deployment_runs_when_triggered(sharded_store, prefect_serv
                 try:
                     deployment = await client.read_deployment_by_name("score/curate-score")
                     other = await client.read_deployment_by_name("train-domain/curate-train-domain")
+                    scheduled = await client.read_deployment_by_name("pipeline/curate-pipeline")
                     break
                 except ObjectNotFound:
                     pass
@@ -87,16 +89,19 @@ def test_served_score_deployment_runs_when_triggered(sharded_store, prefect_serv
                 await asyncio.sleep(0.5)
             artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=["curate-score"]), flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
-            return deployment, other, run, artifacts
+            return deployment, other, scheduled, run, artifacts
 
     try:
         with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
-            deployment, other, run, artifacts = asyncio.run(asyncio.wait_for(scenario(), timeout=480))
+            deployment, other, scheduled, run, artifacts = asyncio.run(asyncio.wait_for(scenario(), timeout=480))
     finally:
         kill_group(served)
 
-    # the deployment as served: the cron schedule, tags and default parameters
-    assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [(CRON, True)]
+    # the deployments as served: the pipeline on the cron schedule, one run at a time; the steps unscheduled
+    assert [(s.schedule.cron, s.active) for s in scheduled.schedules] == [(CRON, True)]
+    assert scheduled.global_concurrency_limit is not None and scheduled.global_concurrency_limit.limit == 1
+    assert scheduled.parameters == {"store": str(sharded_store), "corpus": "default", "scorers": ["heuristics"]}
+    assert deployment.schedules == [] and other.schedules == []
     assert "curate" in deployment.tags and other.flow_id != deployment.flow_id
     assert deployment.parameters == {"store": str(sharded_store), "scorers": ["heuristics"]}
 

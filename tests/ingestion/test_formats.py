@@ -91,3 +91,19 @@ def test_bad_config_is_refused_before_any_work(store_dir, tmp_path, write_jsonl,
     with pytest.raises(ConfigError, match="format"):
         ingest([tmp_path / "x.jsonl"], store_dir, "c", format="xml")
     assert not store_dir.exists()  # nothing was created
+
+
+def test_empty_landing_directory(store_dir, tmp_path):
+    """A directory with no files is no input: the CLI's ingest refuses it; the scheduled flow creates the store."""
+    from curate.errors import NoInputFiles
+    from curate.store import Store
+    from flows.ingest import ingest_flow
+
+    landing = tmp_path / "land"
+    landing.mkdir()
+    (landing / ".incoming.part").write_text("{}")  # hidden: a producer's file still being written
+    with pytest.raises(NoInputFiles, match="no input files found in"):
+        ingest([landing], store_dir, "web")
+    assert not store_dir.exists()
+    assert ingest_flow.fn(str(store_dir), [str(landing)], "web") == {"corpus": "web", "status": "no-inputs", "read": 0}
+    assert Store.open(store_dir).corpora() == []  # the store exists, with nothing in it yet

@@ -128,7 +128,7 @@ def test_mates_stage_flow_publishes_the_report(stage0, mates_store):
 def test_scheduled_stage_advances_only_when_the_checkpoint_changes(mates_store):
     """``stage=None`` (the curate-mates-stage deployment): same weights -> nothing to do; new weights -> next stage."""
     from curate.lm.train import train_lm
-    from flows.deployments import deployments
+    from flows.deployments import targets
     from flows.mates import mates_stage
 
     train_lm(mates_store, "sched-proxy", **PROXY)
@@ -141,6 +141,6 @@ def test_scheduled_stage_advances_only_when_the_checkpoint_changes(mates_store):
     train_lm(mates_store, "sched-proxy", **{**PROXY, "seed": 1}, force=True)  # the job saved a new checkpoint
     nxt = mates_stage(store, "sched-proxy", None, **kw)
     assert nxt["stage"] == 1 and nxt["proxy_sha256"] != first["proxy_sha256"]
-    deps = {d.name: d for d in deployments(store, [], "c", ["heuristics"], "0 * * * *", mates_proxy="sched-proxy")}
+    deps = {d.name: d for d in targets(store, [], "c", ["heuristics"], mates_proxy="sched-proxy")}
     assert deps["curate-mates-stage"].parameters == {"store": store, "proxy": "sched-proxy", "run": "scheduled",
                                                      "stage": None}

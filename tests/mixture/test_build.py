@@ -64,6 +64,30 @@ def test_rebuild_is_byte_identical(built):
         assert before[name] == after[name], name
 
 
+def test_reuse_leaves_an_up_to_date_mixture_alone_and_rebuilds_a_stale_one(mix_store):
+    """What a scheduled rebuild does: same spec over the same store files -> nothing written; else a rebuild."""
+    import os
+
+    from curate.execute import run_scorer
+    from scorers.registry import get_scorer
+
+    spec = spec_dict(name="reuse", tokens=100_000)
+    first = build_mixture(mix_store, load_spec(spec))
+    manifest = Path(mix_store.path(first.dir, "manifest.json"))
+    stamps = {p.name: os.stat(p).st_mtime_ns for p in manifest.parent.iterdir()}
+    again = build_mixture(mix_store, load_spec(spec), reuse=True)
+    assert again.fingerprint == first.fingerprint
+    assert {p.name: os.stat(p).st_mtime_ns for p in manifest.parent.iterdir()} == stamps
+    # another spec: rebuilt
+    other = build_mixture(mix_store, load_spec({**spec, "seed": 1}), reuse=True)
+    assert other.data["spec_hash"] != first.data["spec_hash"] and os.stat(manifest).st_mtime_ns != stamps["manifest.json"]
+    # the store changed (a new feature table): rebuilt, and the manifest names the table
+    stamp = os.stat(manifest).st_mtime_ns
+    run_scorer(mix_store, get_scorer("heuristics"), workers=0, progress=False)
+    fresh = build_mixture(mix_store, load_spec({**spec, "seed": 1}), reuse=True)
+    assert "features/heuristics" in fresh.data["store"] and os.stat(manifest).st_mtime_ns != stamp
+
+
 def test_report_markdown_table(built):
     md = Path(built.store.path(built.dir, "report.md")).read_text()
     assert "| anneal | math |" in md and "repetition multiplier" in md

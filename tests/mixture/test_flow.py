@@ -41,12 +41,16 @@ def test_flow_builds_the_spec_and_the_cli_inspects_it(mix_store, tmp_path):
 
 
 def test_deployment_rebuilds_the_mixture_on_the_schedule(mix_store, tmp_path):
-    from flows.deployments import deployments
+    from flows.deployments import Schedule, runner_deployments, targets
 
     spec = str(_spec_file(tmp_path, "sched"))
-    deps = {d.name: d for d in deployments(str(mix_store.root), [], "c", ["heuristics"], "0 3 * * *", spec)}
-    assert {"curate-score", "curate-build-mixture"} <= set(deps)
-    mix = deps["curate-build-mixture"]
-    assert mix.parameters == {"store": str(mix_store.root), "spec": spec}
-    assert mix.schedules and mix.schedules[0].schedule.cron == "0 3 * * *"
-    assert "curate-build-mixture" not in {d.name for d in deployments(str(mix_store.root), [], "c", [], None)}
+    deps = {d.name: d for d in runner_deployments(targets(str(mix_store.root), [], "c", ["heuristics"], spec),
+                                                  Schedule(cron="0 3 * * *"))}
+    assert {"curate-pipeline", "curate-score", "curate-build-mixture"} <= set(deps)
+    # the pipeline scores then rebuilds on the schedule; the build-mixture deployment alone is for runs by hand
+    tick = deps["curate-pipeline"]
+    assert tick.parameters == {"store": str(mix_store.root), "corpus": "c", "scorers": ["heuristics"], "mixture": spec}
+    assert tick.schedules and tick.schedules[0].schedule.cron == "0 3 * * *"
+    assert deps["curate-build-mixture"].parameters == {"store": str(mix_store.root), "spec": spec}
+    assert not deps["curate-build-mixture"].schedules
+    assert "curate-build-mixture" not in {t.name for t in targets(str(mix_store.root), [], "c", [])}

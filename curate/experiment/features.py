@@ -27,7 +27,6 @@ COMMANDS = {
     "perplexity": "curate train-lm --preset micro && curate score --scorers perplexity --model tiny-lm",
     "el2n": "curate train-lm --name proxy --preset micro --seeds 2 --tokens 100000 && "
             "curate score --scorers el2n --model proxy",
-    "preselect": "curate preselect train && curate preselect score",
 }
 
 
@@ -157,14 +156,4 @@ def make_el2n(st: Store, recipe: FeatureRecipe, pool: str, *, workers: int | Non
     return {"models": [Path(p).name for p in paths], **_score(st, scorer, pool, workers, progress)}
 
 
-def make_preselect(st: Store, recipe: FeatureRecipe, pool: str, *, workers: int | None, progress: bool | None,
-                   threads: int) -> dict[str, Any]:
-    import curate.preselect as preselect
-
-    card = preselect.train(st, threads=threads, progress=progress, **recipe.preselect)
-    report = preselect.score(st, corpora=[pool], workers=workers, progress=progress)
-    return {"model": card.name, "valid_auc": card.valid_auc, "rows": report.rows}
-
-
-MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "perplexity": make_perplexity, "el2n": make_el2n, "preselect": make_preselect}
+MAKERS: dict[str, Callable[..., dict[str, Any]]] = {"perplexity": make_perplexity, "el2n": make_el2n}

@@ -1,4 +1,4 @@
-"""The experiment's report: ``results.json``, ``report.md`` (the table) and ``loss_vs_tokens.png``."""
+"""The experiment's report: ``results.json``, ``report.md`` (one table per target) and one plot per target."""
 
 from __future__ import annotations
 
@@ -8,25 +8,35 @@ from typing import Any
 
 from curate.experiment.methods import METHODS
 
-RESULTS, REPORT, PLOT = "results.json", "report.md", "loss_vs_tokens.png"
+RESULTS, REPORT = "results.json", "report.md"
 
 
-def _label(row: dict[str, Any]) -> str:
-    return f"random (seed {row['seed']})" if row["method"] == "random" else row["method"]
+def plot_name(target: str) -> str:
+    return f"loss_vs_tokens-{target}.png"
 
 
-def table_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The comparison as rows a person reads (the CLI prints these; the Markdown table is the same)."""
-    seconds = {(r["method"], r["seed"]): r["seconds"] for r in result["runs"]}
+def _mix(shares: dict[str, float], top: int = 3) -> str:
+    items = list(shares.items())[:top]
+    rest = 1 - sum(s for _, s in items)
+    return ", ".join(f"{d} {s:.0%}" for d, s in items) + (f", other {rest:.0%}" if rest > 0.005 else "")
+
+
+def table_rows(cmp: dict[str, Any]) -> list[dict[str, str]]:
+    """One target's comparison as rows a person reads (the CLI prints these; the Markdown table is the same)."""
     out = []
-    for row in result["comparison"]:
+    for row in cmp["rows"]:
         m = row["multiplier"]
-        rng = row["range"]
-        out.append({"method": _label(row), "held-out loss": f"{row['loss']:.4f}",
-                    "bits/byte": f"{row['bits_per_byte']:.4f}", "Δ bits/byte": f"{row['delta_bits_per_byte']:+.4f}",
-                    "token multiplier": m["text"] if m else "—",
-                    "vs each random seed": (rng[0] if rng[0] == rng[1] else f"{rng[0]} … {rng[1]}") if rng else "—",
-                    "run s": f"{seconds[(row['method'], row['seed'])]:.0f}"})
+        extra = ""
+        if "vs_random_paired" in row and row["vs_random_paired"]["low"] is not None:
+            d = row["vs_random_paired"]
+            extra = f"paired vs random {d['mean']:+.4f} ({d['low']:+.4f} … {d['high']:+.4f})"
+        if "spearman_by_stage" in row:
+            extra = "Spearman " + " / ".join(f"{v:.2f}" for v in row["spearman_by_stage"].values())
+        out.append({"method": row["method"], "seeds": str(len(row["seeds"])),
+                    "bits/byte (mean ± std)": f"{row['mean']:.4f} ± {row['std']:.4f}",
+                    "Δ vs random": f"{row['delta']:+.4f}" if row["method"] != "random" else "—",
+                    "token multiplier (90% interval)": m["text"] if row["method"] != "random" else "1× (noise floor)",
+                    "trained on": _mix(row["trained_on"]), "note": extra})
     return out
 
 
@@ -38,94 +48,106 @@ def _md_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def noise_note(result: dict[str, Any]) -> str:
-    """One paragraph on how far apart random seeds land: what a multiplier must beat to mean anything."""
-    rnd = [r for r in result["comparison"] if r["method"] == "random"]
-    if len(rnd) < 2:
-        return "Only one random seed ran: there is no noise floor to compare against (run more seeds)."
-    bpb = [r["bits_per_byte"] for r in rnd]
-    mults = ", ".join(f"seed {r['seed']} {r['multiplier']['text']}" for r in rnd)
-    return (f"Noise floor: the {len(rnd)} random seeds end {min(bpb):.4f}–{max(bpb):.4f} bits/byte at the budget "
-            f"(spread {max(bpb) - min(bpb):.4f}); measured against the other seeds they read {mults}. "
-            "A method whose multiplier lies within that range is indistinguishable from random here.")
+    """Random's seed spread per target, against the gate: what a difference must beat to mean anything."""
+    parts, ok = [], True
+    for name, cmp in result["comparison"].items():
+        parts.append(f"{name} {cmp['random_std']:.4f}")
+        ok &= cmp["noise_ok"]
+    gate = next(iter(result["comparison"].values()))["noise_gate"]
+    verdict = "within" if ok else "NOT within"
+    return (f"Noise: random's seed std at the budget (bits/byte): {', '.join(parts)}; {verdict} the gate of "
+            f"{gate} on every target.")
 
 
 def markdown(result: dict[str, Any]) -> str:
-    cfg, sc = result["config"], result["config"]["scale"]
-    setup = result["setup"]
+    cfg, sc, setup = result["config"], result["config"]["scale"], result["setup"]
+    ov = result["overlap"]
     lines = [
         f"# Selection experiment (scale {sc['name']})", "",
-        f"Pool: corpus `{cfg['pool']}` ({setup['pool_docs']:,} documents, {setup['pool_tokens']:,} tokens). "
-        f"Target: the evaluation half of corpus `heldout` ({setup['eval_docs']:,} documents, "
-        f"{setup['eval_tokens']:,} tokens scored per evaluation; the other half is MATES' reference set).", "",
-        f"Every method trains the same byte-level Llama ({setup['params']:,} parameters, context {sc['seq_len']}, "
-        f"batch {sc['batch_size']}, AdamW lr {sc['lr']:g} constant after {sc['warmup_steps']} warm-up steps, "
-        f"seed {cfg['seed']}, {sc['threads']} thread) on **{sc['budget']:,} tokens** drawn by its rule; random "
-        f"trains to {result['random_tokens']:,} tokens with {sc['random_seeds']} seeds.", "",
-        "Token multiplier = tokens random needs to reach the method's held-out loss ÷ the method's tokens "
-        "(above 1: the method saves tokens; `<`/`>`: outside random's measured curve, a bound). "
-        "Δ bits/byte is against random's mean at the same tokens (negative is better).", "",
-        *_md_table(table_rows(result)), "",
+        f"Pool: corpus `{cfg['pool']}` ({setup['pool_docs']:,} documents, {setup['pool_tokens']:,} tokens after "
+        f"excluding {ov['pool_docs_excluded']} near-copies of {ov['target_docs_with_a_copy']} target documents: "
+        f"word 5-gram Jaccard ≥ {ov['threshold']}).", "",
+        f"Every run trains the same byte-level Llama ({result['runs'][0]['params']:,} parameters, context "
+        f"{sc['seq_len']}, batch {sc['batch_size']}, AdamW lr {sc['lr']:g}, {sc['warmup_steps']} warm-up steps, one "
+        f"thread) on **{sc['budget']:,} tokens**: windows drawn uniformly from what its method keeps, with seeds "
+        f"{', '.join(str(s) for s in range(cfg['seed'], cfg['seed'] + sc['seeds']))} (data and initialisation). "
+        f"Each evaluation point is a model whose learning rate decayed to zero over the last "
+        f"{sc['cooldown']:.0%} of its steps (a cooldown branch of one warmup-stable-decay run); random's curve "
+        f"reaches {result['random_tokens']:,} tokens ({max(sc['random_points']):g}× the budget).", "",
+        "Token multiplier = tokens random needs to reach the method's mean held-out bits per byte ÷ the budget, "
+        "with a 90% interval from the seeds (Welch t over the method's and random's spreads); above 1 the method "
+        "saves tokens; `<`/`>` are bounds outside random's curve.", "",
         noise_note(result), "",
-        f"![held-out bits per byte vs tokens]({PLOT})", "",
-        "## Methods", "",
     ]
-    for name in result["config"]["methods"]:
+    for name, cmp in result["comparison"].items():
+        tgt = setup["targets"][name]
+        lines += [f"## Target `{name}`: {cmp['label']}", "",
+                  f"{tgt['eval_docs']:,} evaluation documents ({tgt['eval_bytes']:,} bytes, each cut to "
+                  f"{sc['eval_max_bytes']} bytes); {tgt['reference_docs']:,} reference documents the target-aware "
+                  "methods see.", "", *_md_table(table_rows(cmp)), "", f"![{name}]({plot_name(name)})", ""]
+    lines += ["## Methods", ""]
+    for name in cfg["methods"]:
         lines.append(f"- **{name}**: {METHODS[name].label}.")
-    lines += ["", "## Draws", ""]
-    for r in result["runs"]:
-        doms = ", ".join(f"{d} {s:.0%}" for d, s in sorted(r["draw"]["domains"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"- {_label(r)}: {r['draw']['docs']:,} documents, {r['draw']['tokens']:,} tokens; {doms}")
-        for s in r.get("stages", []):
-            extra = (f", Spearman {s['spearman']:.3f} (p {s['pvalue']:.3g}) over {s['probes']} probes, "
-                     f"{s['kept']} kept of {s['pool']}") if s["selection"] == "mates" else ""
-            lines.append(f"  - stage {s['stage']} ({s['selection']}): {s['docs']} documents, {s['tokens']:,} tokens"
-                         f"{extra}, {s['seconds']:.0f} s")
-        for p, share in r["draw"].get("phases", {}).items():
-            lines.append(f"  - phase {p}: {share:.0%} of tokens")
+    if result.get("prepared"):
+        lines += ["", "## Target-aware scores", ""]
+        for tname, prep in result["prepared"].items():
+            if "preselect" in prep:
+                p = prep["preselect"]
+                rank = ", ".join(f"{r['name'].rsplit('-', 1)[-1]} ({r['where'] or 'all domains'})" for r in p["ranking"])
+                lines.append(f"- {tname}: PreSelect family ranked {rank}; {p['perfect']} perfect documents "
+                             f"({p['perfect_share']:.1%}), selector AUC {p['valid_auc']:.3f}.")
+            if "closest" in prep:
+                c = prep["closest"]
+                lines.append(f"- {tname}: target LM `{c['model']}` ({c['params']:,} parameters, {c['tokens']:,} "
+                             "tokens of the reference half).")
     t = result["timing"]
     cmd = f" Command: `{result['command']}`" if result.get("command") else ""
-    mach = result.get("machine", {})
-    load = [x[0] for x in (mach.get("loadavg_start"), mach.get("loadavg")) if x]
-    load_note = (f"; 1-minute load average {' → '.join(f'{x:g}' for x in load)} on {mach['cpu_count']} CPUs"
-                 if load else "")
-    lines += ["", f"Wall time {t['total']:.0f} s (store and features {t['prepare']:.0f} s, runs {t['runs']:.0f} s), "
-                  f"{t.get('cpu', 0):.0f} CPU s{load_note}.{cmd}", ""]
+    lines += ["", f"Wall time {t['total']:.0f} s (store, features and target scores {t['prepare']:.0f} s, "
+                  f"runs {t['runs']:.0f} s on {cfg['jobs']} processes; {t['run_seconds']:.0f} run-seconds).{cmd}", ""]
     return "\n".join(lines)
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
+def plot(result: dict[str, Any], target: str, path: Path) -> None:
+    """Random's mean curve with its seed band, and every other method's mean ± std at the budget."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    cmp = result["comparison"][target]
     fig, ax = plt.subplots(figsize=(8, 5))
+    xs = [p["tokens"] for p in cmp["random_curve"]]
+    ys = [p["mean"] for p in cmp["random_curve"]]
+    sd = [p["std"] for p in cmp["random_curve"]]
+    ax.plot(xs, ys, color="0.3", lw=1.4, marker=".", label="random (mean of seeds)")
+    ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color="0.6", alpha=0.3,
+                    label="random ± 1 std")
+    budget = result["config"]["scale"]["budget"]
     colors = plt.get_cmap("tab10").colors
-    i = 0
-    for r in result["runs"]:
-        xs = [p["tokens"] for p in r["curve"]]
-        ys = [p["bits_per_byte"] for p in r["curve"]]
-        if r["method"] == "random":
-            ax.plot(xs, ys, color="0.35", lw=1.2, ls="--", marker=".", label=_label(r))
-        else:
-            ax.plot(xs, ys, color=colors[i % len(colors)], lw=1.6, marker="o", ms=3, label=r["method"])
-            i += 1
-    ax.axvline(result["config"]["scale"]["budget"], color="0.7", lw=0.8)
+    others = [r for r in cmp["rows"] if r["method"] != "random"]
+    for i, row in enumerate(others):
+        x = budget * (1 + 0.04 * (i - len(others) / 2))  # spread the points a little so error bars show
+        ax.errorbar([x], [row["mean"]], yerr=[row["std"]], fmt="o", ms=5, capsize=3, color=colors[i % 10],
+                    label=f"{row['method']} ({row['multiplier']['text']})")
+    ax.axvline(budget, color="0.8", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("training tokens (log scale); grey line = every method's budget")
-    ax.set_ylabel("held-out bits per byte (lower is better)")
-    ax.set_title(f"selection experiment, scale {result['config']['scale']['name']}")
-    ax.legend(fontsize=8)
+    ax.set_xlabel("training tokens (log scale); methods at the budget")
+    ax.set_ylabel(f"held-out bits per byte on {target} (lower is better)")
+    ax.set_title(f"selection experiment, target {target}, scale {result['config']['scale']['name']}")
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def write_report(out: Path, result: dict[str, Any]) -> dict[str, str]:
-    """Write the three files into ``out``; returns their paths."""
+def write_report(out: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Write results.json, report.md and a plot per target into ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULTS).write_text(json.dumps(result, indent=2, default=str))
     (out / REPORT).write_text(markdown(result))
-    plot(result, out / PLOT)
-    return {k: str(out / f) for k, f in (("results", RESULTS), ("report", REPORT), ("plot", PLOT))}
+    plots = {}
+    for name in result["comparison"]:
+        plot(result, name, out / plot_name(name))
+        plots[name] = str(out / plot_name(name))
+    return {"results": str(out / RESULTS), "report": str(out / REPORT), "plots": plots}

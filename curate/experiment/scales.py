@@ -1,12 +1,12 @@
-"""Experiment scales: how many tokens each method trains on, the LM, MATES' stage sizes, and the feature recipe.
+"""Experiment scales: tokens per method, the LM, its schedule, seeds, evaluation, and how features are made.
 
-One :class:`Scale` fixes everything that makes two runs comparable: the token
-budget every method gets, the LM (shape, context, batch, learning rate, a fixed
-warmup and a constant rate after it, so that every point of a loss curve is a
-model one could have stopped at), the eval points, and how features are made when
-the store lacks them. ``tiny`` runs in the tests (a few hundred documents, seconds
-per run); ``default`` is the published experiment (whole embedded pool, under 30
-minutes on 2 cores from an empty store); ``large`` trains 3x longer.
+One :class:`Scale` fixes everything that makes two runs comparable: the token budget
+every method gets, the LM (shape, context, batch, learning rate, warmup, and the
+cooldown each evaluation point decays over), the seeds, how far random's curve
+reaches, the evaluation cut per document, MATES' stage sizes, and how features are
+made when the store lacks them. ``tiny`` runs in the tests (a few hundred documents,
+seconds per run); ``default`` is the published experiment (the whole embedded pool);
+``large`` trains 3x longer.
 """
 
 from __future__ import annotations
@@ -23,15 +23,18 @@ NANO = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "in
 
 @dataclass(frozen=True)
 class FeatureRecipe:
-    """How the features the methods read are made when the store lacks them (see :mod:`.features`).
+    """How the features and models the methods read are made when the store lacks them.
 
-    The default recipe is the demo's (``curate demo``): the same model names and sizes, so a
-    demo store already has everything.
+    ``reference``/``proxies``/``preselect`` are the demo's (``curate demo``: same names and sizes, so a demo
+    store already has the perplexity and EL2N tables). ``family`` is the target-aware PreSelect family:
+    members trained on different domain mixtures, shared by every target's selector. ``target_lm``: the
+    closest-to-target baseline's LM, trained on a target's reference half.
     """
 
     reference: dict[str, Any]  # train_lm arguments of the perplexity reference LM (with "name")
     proxies: dict[str, Any]  # train_lm arguments of the EL2N proxies (with "name", "seeds")
-    preselect: dict[str, Any]  # curate.preselect.train arguments
+    family: dict[str, Any]  # curate.preselect.train arguments of every target's selector (members, family, ...)
+    target_lm: dict[str, Any]  # train_lm arguments of a target's LM
     perplexity_max_tokens: int = 256
     el2n_max_tokens: int = 128
 
@@ -42,96 +45,115 @@ class Scale:
 
     name: str
     budget: int  # training tokens every method gets
-    random_reach: float  # random trains to budget x this, so multipliers up to this are measured, not bounded
-    eval_fractions: tuple[float, ...]  # held-out loss at these fractions of the budget (above 1: random only)
-    random_seeds: int  # random runs with seeds seed, seed+1, ...: the noise floor
+    seeds: int  # every run trains with seeds seed, seed+1, ... (data windows and initialisation)
+    random_points: tuple[float, ...]  # random's curve: evaluation points as multiples of the budget
+    method_points: tuple[float, ...]  # every other method's evaluation points (the budget included)
     model: dict[str, Any]  # LlamaConfig shape fields
     seq_len: int
     batch_size: int
     lr: float
-    warmup_steps: int  # fixed in steps (not a share of the run), so a longer run starts exactly like a shorter one
-    mix_batches: int  # rows of this many consecutive batches are shuffled together (see training.Stream)
-    eval_tokens: int  # held-out tokens per evaluation
-    mates_stages: int  # stage 0 trains on a random draw, each later stage on MATES' selection from the live model
+    warmup_steps: int
+    cooldown: float  # each evaluation point decays over this share of its steps (and two-phase's last phase)
+    eval_max_bytes: int  # every evaluation document is cut to this many bytes
+    mates_stages: int  # stage 0 trains on random windows, each later stage on MATES' selection
     mates_probes: int
     mates_reference_docs: int
     mates_chunk_tokens: int  # MiniLM tokens read per document (one chunk)
-    anneal_fraction: float  # two-phase: the last share of the budget upsamples math, code and encyclopedic
     features: FeatureRecipe
+    overlap_threshold: float = 0.5  # word 5-gram Jaccard from which a pool document counts as a target copy
     pool_docs: int | None = None  # an empty store gets this many embedded pool documents (None: all)
     heldout_docs: int | None = None  # ... and this many held-out ones (None: all)
     max_chars: int | None = None  # ... each cut to this many characters (None: whole)
-    threads: int = 1  # torch threads per run (tiny LMs are overhead-bound: one thread, see curate.lm.train)
+    threads: int = 1  # torch threads per run (tiny LMs are overhead-bound: one thread per run)
+    workers: int = 2  # runs trained at once, each in its own process
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def step_tokens(self) -> int:
         return self.seq_len * self.batch_size
 
-    def eval_points(self, upto: int) -> list[int]:
-        """Token counts (whole steps) at which held-out loss is measured, up to ``upto``."""
-        pts = {max(1, round(f * self.budget / self.step_tokens)) * self.step_tokens for f in self.eval_fractions}
-        return sorted(p for p in pts if p <= upto)
+    @property
+    def budget_steps(self) -> int:
+        return self.budget // self.step_tokens
+
+    def points(self, multiples: tuple[float, ...]) -> list[int]:
+        """Evaluation points in steps for budget multiples (whole steps, at least one)."""
+        return sorted({max(1, round(m * self.budget_steps)) for m in multiples})
 
     @property
     def random_tokens(self) -> int:
-        return int(round(self.random_reach * self.budget / self.step_tokens)) * self.step_tokens
+        return max(self.points(self.random_points)) * self.step_tokens
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_DEMO_RECIPE = FeatureRecipe(
+def _family(members: list[tuple[int, int, int, str | None]], **extra: Any) -> dict[str, Any]:
+    """A target-aware family: (hidden, layers, tokens, where) per member, trained on its own domain mixture."""
+    return {"family": "expfam", "members": [
+        {"shape": member_shape(h, n), "tokens": t, "seed": 100 + i, **({"where": w} if w else {})}
+        for i, (h, n, t, w) in enumerate(members)], **extra}
+
+
+_MATH_CODE = "domain IN ('math', 'code')"
+_PROSE = "domain IN ('books', 'encyclopedic')"
+_DEFAULT_RECIPE = FeatureRecipe(
     reference={"name": "tiny-lm", "config": "micro", "tokens": 1_000_000},
     proxies={"name": "proxy", "config": "micro", "tokens": 100_000, "seeds": 2},
-    # the demo's PreSelect family (flows/demo.py): six members of different sizes, seeds and slices
-    preselect={"members": [{"shape": member_shape(h, n), "tokens": t, "seed": i, "slice": i % 3}
-                           for i, (h, n, t) in enumerate([(64, 2, 100_000), (64, 2, 200_000), (96, 2, 200_000),
-                                                          (96, 3, 300_000), (128, 2, 300_000), (128, 3, 400_000)])],
-               "sample_docs": 1000, "target_docs": 200, "max_chars": 600},
+    # two general members of different size, and four trained on different slices of the domains: their
+    # ranking (and so which documents are "perfect") moves with the target
+    family=_family([(64, 2, 300_000, None), (96, 2, 500_000, None), (64, 2, 300_000, _MATH_CODE),
+                    (64, 2, 300_000, _PROSE), (64, 2, 300_000, "domain IN ('web', 'forum', 'docs')"),
+                    (64, 2, 300_000, "domain IN ('multilingual', 'docs', 'code')")],
+                   family_eval_sql="SELECT text FROM docs WHERE corpus = 'heldout'",
+                   sample_docs=2000, target_docs=400, max_chars=1000),
+    target_lm={"config": "micro", "tokens": 400_000},
 )
 
 _TINY_SHAPE = {"seq_len": 64, "batch_size": 8, "lr": 1e-2}
 _TINY_RECIPE = FeatureRecipe(
     reference={"name": "tiny-lm", "config": NANO, "tokens": 24_576, **_TINY_SHAPE},
     proxies={"name": "proxy", "config": NANO, "tokens": 8_192, "seeds": 2, **_TINY_SHAPE},
-    # a narrow spread of training tokens: on a 480-document pool, 4k-32k made 57% of documents "perfect"
-    # (refused as degenerate) and four equal members left too few; 6k-10k gave 42%
-    preselect={"members": [{"shape": NANO, "tokens": t, "seed": i, "slice": i % 3, **_TINY_SHAPE}
-                           for i, t in enumerate([6_144, 8_192, 8_192, 10_240])],
-               "sample_docs": 200, "target_docs": 40, "max_chars": 400},
+    family={"family": "expfam", "members": [
+        {"shape": NANO, "tokens": t, "seed": 100 + i, **_TINY_SHAPE, **({"where": w} if w else {})}
+        for i, (t, w) in enumerate([(8_192, None), (12_288, None), (8_192, _MATH_CODE), (8_192, _PROSE)])],
+        "family_eval_sql": "SELECT text FROM docs WHERE corpus = 'heldout'",
+        "sample_docs": 480, "target_docs": 20, "max_chars": 400, "min_positives": 3},
+    target_lm={"config": NANO, "tokens": 8_192, **_TINY_SHAPE},
     perplexity_max_tokens=128, el2n_max_tokens=64,
 )
 
 SCALES: dict[str, Scale] = {
     "tiny": Scale(
-        name="tiny", budget=16_384, random_reach=2.0, eval_fractions=(0.25, 0.5, 1.0, 1.5, 2.0), random_seeds=2,
-        model=NANO, seq_len=64, batch_size=8, lr=1e-2, warmup_steps=4, mix_batches=4, eval_tokens=4_096,
-        mates_stages=2, mates_probes=12, mates_reference_docs=8, mates_chunk_tokens=32, anneal_fraction=0.2,
-        features=_TINY_RECIPE, pool_docs=480, heldout_docs=60, max_chars=1_000),
+        name="tiny", budget=16_384, seeds=2, random_points=(0.5, 1.0, 2.0), method_points=(1.0,),
+        model=NANO, seq_len=64, batch_size=8, lr=1e-2, warmup_steps=4, cooldown=0.2, eval_max_bytes=256,
+        mates_stages=2, mates_probes=12, mates_reference_docs=8, mates_chunk_tokens=32,
+        features=_TINY_RECIPE, pool_docs=480, heldout_docs=160, max_chars=1_000, workers=1),
     "default": Scale(
-        name="default", budget=1_228_800, random_reach=2.0,
-        eval_fractions=(1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4, 1.0, 1.5, 2.0), random_seeds=2,
-        model=MICRO, seq_len=128, batch_size=16, lr=5e-3, warmup_steps=50, mix_batches=50, eval_tokens=65_536,
-        mates_stages=4, mates_probes=150, mates_reference_docs=64, mates_chunk_tokens=64, anneal_fraction=0.2,
-        features=_DEMO_RECIPE),
+        name="default", budget=1_228_800, seeds=3, random_points=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+        method_points=(1.0,), model=MICRO, seq_len=128, batch_size=16, lr=2e-3, warmup_steps=50, cooldown=0.2,
+        eval_max_bytes=512, mates_stages=4, mates_probes=150, mates_reference_docs=64, mates_chunk_tokens=64,
+        features=_DEFAULT_RECIPE),
     "large": Scale(
-        name="large", budget=3_686_400, random_reach=2.0,
-        eval_fractions=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4, 1.0, 1.5, 2.0), random_seeds=3,
-        model=MICRO, seq_len=128, batch_size=16, lr=5e-3, warmup_steps=50, mix_batches=50, eval_tokens=131_072,
-        mates_stages=6, mates_probes=300, mates_reference_docs=64, mates_chunk_tokens=128, anneal_fraction=0.2,
-        features=_DEMO_RECIPE),
+        name="large", budget=3_686_400, seeds=3, random_points=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+        method_points=(0.5, 1.0), model=MICRO, seq_len=128, batch_size=16, lr=2e-3, warmup_steps=50,
+        cooldown=0.2, eval_max_bytes=1024, mates_stages=6, mates_probes=300, mates_reference_docs=64,
+        mates_chunk_tokens=128, features=_DEFAULT_RECIPE),
 }
 
 
-def get_scale(name: str, *, budget: int | None = None) -> Scale:
-    """A scale by name, optionally with another token budget (eval points scale with it)."""
+def get_scale(name: str, *, budget: int | None = None, seeds: int | None = None) -> Scale:
+    """A scale by name, optionally with another token budget (eval points scale with it) or seed count."""
     if name not in SCALES:
         raise ConfigError(f"unknown experiment scale {name!r}: choose one of {', '.join(SCALES)}")
     scale = SCALES[name]
     if budget is not None:
-        if budget < 4 * scale.step_tokens:
-            raise ConfigError(f"budget {budget:,} is under 4 training steps of {scale.step_tokens:,} tokens "
+        if budget < 10 * scale.step_tokens:
+            raise ConfigError(f"budget {budget:,} is under 10 training steps of {scale.step_tokens:,} tokens "
                               f"at scale {name!r}")
         scale = replace(scale, budget=int(budget) // scale.step_tokens * scale.step_tokens)  # whole steps
+    if seeds is not None:
+        if seeds < 1:
+            raise ConfigError(f"seeds must be at least 1, got {seeds}")
+        scale = replace(scale, seeds=int(seeds))
     return scale

@@ -95,12 +95,24 @@ def slice_sql(pool_sql: str, slices: int, index: int) -> str:
     return f"SELECT text FROM ({pool_sql}) AS pool WHERE hash(doc_id || '{SLICE_SALT}') % {int(slices)} = {int(index)}"
 
 
+def member_sql(pool_sql: str, spec: dict[str, Any], slices: int) -> str:
+    """The texts a member trains on: its hash slice of the pool, narrowed by its ``where`` condition (over the
+    pool query's columns, e.g. ``domain IN ('math', 'code')``: members trained on different domain mixtures
+    rank differently on different targets, which is what makes the selection target-aware)."""
+    sql = slice_sql(pool_sql, slices, spec.get("slice", 0))
+    if spec.get("where"):
+        sql = (f"SELECT text FROM ({pool_sql}) AS pool WHERE ({spec['where']}) AND "
+               f"hash(doc_id || '{SLICE_SALT}') % {int(slices)} = {int(spec.get('slice', 0))}")
+    return sql
+
+
 def train_members(store: Store, prefix: str, specs: Sequence[dict[str, Any]], pool_sql: str, target_sql: str, *,
                   threads: int | None = None, progress: bool | None = None) -> list[Member]:
     """Train (or reuse: same request, same weights) one tiny LM per spec as ``models/<prefix>-ref<i>/``.
 
-    A spec has ``shape`` (LlamaConfig fields), ``tokens``, ``seed`` and ``slice``, and may
-    override ``seq_len``, ``batch_size`` and ``lr``.
+    A spec has ``shape`` (LlamaConfig fields), ``tokens``, ``seed``, ``slice`` and optionally ``where`` (see
+    :func:`member_sql`), and may override ``seq_len``, ``batch_size`` and ``lr``. ``target_sql`` is each
+    member's own held-out set (recorded in its card; the ranking is measured separately).
     """
     from curate.lm.train import train_lm
 
@@ -112,7 +124,7 @@ def train_members(store: Store, prefix: str, specs: Sequence[dict[str, Any]], po
             raise ConfigError(f"family member {i} needs {', '.join(sorted(missing))} (got {sorted(spec)})")
         opts = {**TRAIN_DEFAULTS, **{k: spec[k] for k in TRAIN_DEFAULTS if k in spec}}
         name = f"{prefix}-ref{i}"
-        card = train_lm(store, name, config=dict(spec["shape"]), sql=slice_sql(pool_sql, slices, spec.get("slice", 0)),
+        card = train_lm(store, name, config=dict(spec["shape"]), sql=member_sql(pool_sql, spec, slices),
                         eval_sql=target_sql, tokens=int(spec["tokens"]), seed=int(spec["seed"]), threads=threads,
                         progress=progress, **opts)
         out.append(Member(name=name, path=store.path(store.models_dir(name)), source="trained",

@@ -101,6 +101,8 @@ def train(
     min_positives: int = stg.MIN_POSITIVES,
     fasttext: dict[str, Any] | None = None,
     seed: int = 0,
+    family: str | None = None,
+    family_eval_sql: str | None = None,
     threads: int | None = None,
     force: bool = False,
     progress: bool | None = None,
@@ -118,6 +120,9 @@ def train(
     - ``sample_docs`` documents, cut to ``max_chars`` characters, get a predictive strength;
       a degenerate family (share of perfect scores above ``max_perfect_share`` or fewer than
       ``min_positives``) is refused with the distribution in the message.
+    - ``family``: the name prefix of the trained members (default ``name``): selectors for several targets
+      share one family (``models/<family>-ref<i>/``) and differ only in how it ranks on their target;
+      ``family_eval_sql``: the members' own held-out set (default the target), fixed so that sharing holds.
     """
     from curate.preselect.report import write_report
     from curate.query import connect
@@ -132,7 +137,8 @@ def train(
                                       max_chars=max_chars, seed=seed)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    mem = fam.train_members(st, name, specs, pool, target, threads=threads, progress=progress) if specs else []
+    mem = fam.train_members(st, family or name, specs, pool, family_eval_sql or target, threads=threads,
+                            progress=progress) if specs else []
     mem += fam.checkpoint_members(st, checkpoints)
     times["family_train"] = round(time.perf_counter() - t0, 2)
     params = {**FASTTEXT_PARAMS, **(fasttext or {})}

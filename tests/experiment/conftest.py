@@ -1,7 +1,7 @@
 """The selection experiment at its tiny scale, run once for the whole package on a fresh store.
 
 The store is built by the experiment itself from real embedded documents (480 pool,
-60 held-out, 1,000 characters each); the features are made by the real recipe (reference
+160 held-out, 1,000 characters each); the features are made by the real recipe (reference
 LM, EL2N proxies, a PreSelect family and selector), every method trains the real LM, and
 MATES probes the live model. About 30 s; torch runs on one thread (the experiment sets it).
 """

@@ -1,4 +1,4 @@
-"""Method selections on the tiny experiment's real store: equal budgets, the right documents, refusals."""
+"""Method selections on the tiny experiment's real store: each keeps what its rule says, for its target."""
 
 from __future__ import annotations
 
@@ -6,91 +6,83 @@ import pytest
 
 from curate import connect
 from curate.errors import ConfigError
-from curate.experiment.methods import METHODS, draw, parse_methods, pool_where, two_phase_plan
-from curate.experiment.scales import get_scale
-from curate.selection import band_doc_ids, top_share_doc_ids
+from curate.experiment.methods import (
+    METHODS,
+    UPSAMPLE_FACTOR,
+    method_phases,
+    parse_methods,
+    pool_domain_shares,
+    pool_where,
+    two_phase_weights,
+)
+from curate.experiment.prepare import register_score_views
+from curate.experiment.targets import BUILTIN
+from curate.selection import band_doc_ids
 
-SCALE = get_scale("tiny")
 WHERE = pool_where("demo")
-STATIC = [m for m, spec in METHODS.items() if spec.kind == "sql"]
 
 
 @pytest.fixture(scope="module")
 def con(tiny):
-    return connect(tiny[1])
+    c = connect(tiny[1])
+    register_score_views(c, tiny[2], list(BUILTIN.values()))
+    return c
 
 
-@pytest.fixture(scope="module")
-def draws(tiny, con):
-    out = {m: draw(con, METHODS[m].sql(WHERE), SCALE.budget, seed=0, what=m) for m in STATIC}
-    out["two-phase"], _ = two_phase_plan(tiny[1], con, "demo", SCALE.budget, seed=0,
-                                         anneal_fraction=SCALE.anneal_fraction)
+def _kept(con, method, target):
+    shares = pool_domain_shares(con, "demo")
+    phases = method_phases(method, "demo", BUILTIN[target], shares, 0.2)
+    return {r[0] for p in phases for c in p.components for r in con.sql(c.sql).fetchall()}
+
+
+def _domains(con, ids):
+    con.register("_ids", __import__("pyarrow").table({"doc_id": sorted(ids)}))
+    out = dict(con.sql("SELECT CAST(domain AS VARCHAR), count(*) FROM docs JOIN _ids USING (doc_id) GROUP BY 1"
+                       ).fetchall())
+    con.unregister("_ids")
     return out
 
 
-def _within_one_document(table, budget: int) -> None:
-    n = table.column("n_tokens").to_pylist()
-    total = sum(n)
-    assert total >= budget and total - n[-1] < budget, (total, n[-1], budget)
+def test_oracle_keeps_only_the_targets_domains(con):
+    assert set(_domains(con, _kept(con, "oracle", "math-code"))) == {"math", "code"}
+    assert set(_domains(con, _kept(con, "oracle", "prose"))) == {"encyclopedic", "books"}
+    with pytest.raises(ConfigError, match="fixed phases"):
+        METHODS["mates"].phases("demo", BUILTIN["mixed"], {})
 
 
-@pytest.mark.parametrize("method", STATIC)
-def test_every_draw_meets_the_budget_within_one_document(draws, con, method):
-    table = draws[method]
-    _within_one_document(table, SCALE.budget)
-    ids = table.column("doc_id").to_pylist()
-    assert len(set(ids)) == len(ids)  # no document twice
-    # token counts are the stored bytes plus the end-of-document token the packer adds
-    con.register("_ids", table.select(["doc_id", "n_tokens"]))
-    bad = con.sql("SELECT count(*) FROM _ids JOIN docs USING (doc_id) "
-                  f"WHERE n_tokens <> n_bytes + 1 OR NOT ({WHERE})").fetchall()[0][0]
-    con.unregister("_ids")
-    assert bad == 0
+def test_score_based_methods_keep_a_tenth_of_the_characters_by_the_targets_score(con):
+    chars = dict(con.sql("SELECT doc_id, length(text) FROM docs WHERE corpus = 'demo'").fetchall())
+    total = sum(chars.values())
+    for method in ("preselect", "closest"):
+        for target in ("math-code", "prose"):
+            kept = _kept(con, method, target)
+            share = sum(chars[d] for d in kept) / total
+            assert 0.1 <= share < 0.1 + max(chars[d] for d in kept) / total, (method, target, share)
+    # per domain: every domain keeps its own top tenth
+    strat = _domains(con, _kept(con, "preselect-strat", "mixed"))
+    assert set(strat) == set(_domains(con, set(chars)))
+    # the score views hold every pool document, one score each
+    n = con.execute("SELECT count(*), count(DISTINCT doc_id) FROM exp_preselect_math_code").fetchall()[0]
+    assert n == (len(chars), len(chars))
 
 
-def test_two_phase_meets_each_phase_share_and_upsamples_at_the_end(draws):
-    table = draws["two-phase"]
-    phases = table.column("phase").to_pylist()
-    first_anneal = phases.index("anneal")
-    assert set(phases[:first_anneal]) == {"main"} and set(phases[first_anneal:]) == {"anneal"}  # main, then anneal
-    main, anneal = table.slice(0, first_anneal), table.slice(first_anneal)
-    _within_one_document(main, round(SCALE.budget * (1 - SCALE.anneal_fraction)))
-    _within_one_document(anneal, round(SCALE.budget * SCALE.anneal_fraction))
-
-    def upsampled_share(t):
-        n = t.column("n_tokens").to_pylist()
-        up = [x for x, d in zip(n, t.column("domain").to_pylist()) if d in ("math", "code", "encyclopedic")]
-        return sum(up) / sum(n)
-
-    assert upsampled_share(anneal) > upsampled_share(main)
+def test_target_free_methods_are_the_shared_sql(con):
+    assert _kept(con, "ppl-middle", "prose") == set(band_doc_ids(con, "bits_per_byte", keep="middle", fraction=0.5,
+                                                                  where=WHERE))
+    hard, easy = _kept(con, "el2n-hard", "mixed"), _kept(con, "el2n-easy", "mixed")
+    assert hard and easy and not hard & easy
 
 
-def test_draws_come_from_each_method_rule_and_differ_from_random(draws, con):
-    ids = {m: set(t.column("doc_id").to_pylist()) for m, t in draws.items()}
-    assert ids["preselect"] <= set(top_share_doc_ids(con, "preselect_score", share=0.1, where=WHERE))
-    assert ids["ppl-middle"] <= set(band_doc_ids(con, "bits_per_byte", keep="middle", fraction=0.5, where=WHERE))
-    hard = set(band_doc_ids(con, "el2n", keep="high", fraction=0.5, where=WHERE))
-    assert ids["el2n-hard"] <= hard and not ids["el2n-easy"] & hard
-    for m in ids:
-        if m != "random":
-            assert ids[m] != ids["random"], m
-    # the same seed draws the same documents; another seed another order
-    again = draw(con, METHODS["random"].sql(WHERE), SCALE.budget, seed=0, what="random")
-    assert again.column("doc_id").to_pylist() == draws["random"].column("doc_id").to_pylist()
-    other = draw(con, METHODS["random"].sql(WHERE), SCALE.budget, seed=1, what="random")
-    assert other.column("doc_id").to_pylist() != draws["random"].column("doc_id").to_pylist()
-
-
-def test_a_longer_random_draw_starts_with_the_shorter_one(con, draws):
-    longer = draw(con, METHODS["random"].sql(WHERE), 2 * SCALE.budget, seed=0, what="random")
-    short = draws["random"].column("doc_id").to_pylist()
-    assert longer.column("doc_id").to_pylist()[:len(short)] == short
-
-
-def test_a_selection_too_small_for_the_budget_is_refused(con):
-    pool_tokens = con.sql(f"SELECT sum(n_bytes + 1) FROM docs WHERE {WHERE}").fetchall()[0][0]
-    with pytest.raises(ConfigError, match="preselect.*fewer than the budget"):
-        draw(con, METHODS["preselect"].sql(WHERE), pool_tokens // 5, seed=0, what="preselect")
+def test_two_phase_upsamples_the_targets_domains_in_its_last_phase():
+    shares = {"math": 0.1, "code": 0.1, "books": 0.4, "web": 0.4}
+    w = two_phase_weights(shares, BUILTIN["math-code"])
+    assert w["math"] / w["books"] == pytest.approx(UPSAMPLE_FACTOR * 0.1 / 0.4) and sum(w.values()) == pytest.approx(1)
+    mixed = two_phase_weights(shares, BUILTIN["mixed"])  # in-distribution: the default math, code, encyclopedic
+    assert mixed == w
+    main, anneal = method_phases("two-phase", "demo", BUILTIN["prose"], shares, 0.2)
+    assert (main.fraction, anneal.fraction) == (0.8, 0.2) and main.components[0].label == "pool"
+    assert {c.label: round(c.weight, 4) for c in anneal.components}["books"] == round(
+        two_phase_weights(shares, BUILTIN["prose"])["books"], 4)
 
 
 def test_method_names_are_checked():
@@ -100,5 +92,3 @@ def test_method_names_are_checked():
         parse_methods("random,perplexity")
     with pytest.raises(ConfigError, match="twice"):
         parse_methods(["mates", "mates"])
-    with pytest.raises(ConfigError, match="chooses while training"):
-        METHODS["mates"].sql(WHERE)

@@ -7,7 +7,13 @@ import math
 import pytest
 
 from curate.errors import ConfigError
-from curate.experiment.multiplier import compare, mean_curve, token_multiplier, tokens_to_reach
+from curate.experiment.multiplier import (
+    difference_interval,
+    multiplier_interval,
+    t90,
+    token_multiplier,
+    tokens_to_reach,
+)
 
 TOKENS = [1_000, 2_000, 4_000, 8_000, 16_000]
 
@@ -55,30 +61,50 @@ def test_bad_curves_are_refused():
 
 
 def _curve(losses: list[float]) -> list[dict[str, float]]:
-    return [{"tokens": t, "loss": v, "bits_per_byte": v * 2} for t, v in zip(TOKENS, losses)]
+    return [{"tokens": t, "loss": v} for t, v in zip(TOKENS, losses)]
 
 
-def test_compare_measures_methods_against_the_random_mean_and_random_seeds_against_each_other():
-    low = [v - 0.05 for v in LOSSES]  # two random seeds 0.1 apart, their mean is LOSSES
-    high = [v + 0.05 for v in LOSSES]
-    method = [log_linear(8_000)] * 3  # at the budget (4,000) the method is where random is at 8,000
-    runs = [{"method": "random", "seed": 0, "curve": _curve(low)},
-            {"method": "random", "seed": 1, "curve": _curve(high)},
-            {"method": "m", "seed": 0, "curve": _curve(method)[:3]}]
-    rows = compare(runs, budget=4_000)
-    by = {(r["method"], r["seed"]): r for r in rows}
-    m = by[("m", 0)]
-    assert m["multiplier"]["value"] == pytest.approx(2.0)
-    assert m["delta_bits_per_byte"] == pytest.approx(2 * (log_linear(8_000) - log_linear(4_000)))
-    lo, hi = m["range"]  # against each seed alone: the better seed needs fewer tokens than the mean
-    assert float(lo.rstrip("×")) < 2.0 < float(hi.rstrip("×"))
-    # seed 0 is 0.1 below seed 1 everywhere: against seed 1 it reads exp(0.1 / 0.5) = 1.22x, and seed 1 the inverse
-    assert by[("random", 0)]["multiplier"]["value"] == pytest.approx(math.exp(0.2))
-    assert by[("random", 1)]["multiplier"]["value"] == pytest.approx(math.exp(-0.2))
-    assert mean_curve([_curve(low), _curve(high)])[1] == pytest.approx(LOSSES)
+def test_t_quantiles_match_the_table_and_approach_the_normal():
+    assert t90(1) == pytest.approx(6.314) and t90(2) == pytest.approx(2.920) and t90(10) == pytest.approx(1.812)
+    assert 2.353 > t90(3.5) > 2.132 and t90(10**6) == pytest.approx(1.645, abs=1e-3)
+    with pytest.raises(ConfigError):
+        t90(0.5)
 
 
-def test_compare_needs_the_budget_point():
-    runs = [{"method": "random", "seed": 0, "curve": _curve(LOSSES)}]
-    with pytest.raises(ConfigError, match="budget"):
-        compare(runs, budget=3_000)
+def test_interval_of_a_method_two_x_ahead_of_random_on_constructed_seeds():
+    """Three random seeds 0.02 apart around a log-linear curve; a method whose seeds sit at random's 8,000-token loss
+    (the budget is 4,000) reads 2x; the interval follows from the t quantile and both spreads."""
+    randoms = [_curve([v + d for v in LOSSES]) for d in (-0.02, 0.0, 0.02)]
+    center = log_linear(8_000)
+    est = multiplier_interval(randoms, [center - 0.01, center, center + 0.01], budget=4_000)
+    assert est.value.value == pytest.approx(2.0) and est.n == 3 and est.std == pytest.approx(0.01)
+    se = math.sqrt(0.01 ** 2 / 3 + 0.02 ** 2 / 3)
+    assert est.se == pytest.approx(se)
+    half = t90(est.df) * se  # loss +- half, mapped through random's log-linear curve (slope 0.5 per e-fold)
+    assert est.low.value == pytest.approx(2.0 * math.exp(-half / 0.5))
+    assert est.high.value == pytest.approx(2.0 * math.exp(half / 0.5))
+    assert est.beats_random and est.text.startswith("2.00× (") and est.text.endswith("×)")
+    # one seed a side: a value, no interval
+    alone = multiplier_interval(randoms[1:2], [center], budget=4_000)
+    assert alone.low is None and alone.text == "2.00×" and not alone.beats_random
+
+
+def test_interval_says_when_random_never_got_there():
+    randoms = [_curve([v + d for v in LOSSES]) for d in (-0.01, 0.01)]
+    est = multiplier_interval(randoms, [LOSSES[-1] - 0.5, LOSSES[-1] - 0.6], budget=4_000)
+    assert est.value.bound == ">" and est.low.bound == ">" and est.beats_random
+    worse = multiplier_interval(randoms, [LOSSES[0] + 1, LOSSES[0] + 1.1], budget=4_000)
+    assert worse.value.bound == "<" and not worse.beats_random
+
+
+def test_difference_interval_paired_and_unpaired():
+    paired = difference_interval([1.0, 2.0, 3.0], [1.1, 2.1, 3.05], paired=True)
+    diffs = [-0.1, -0.1, -0.05]
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    assert paired["mean"] == pytest.approx(mean) and paired["df"] == 2
+    assert paired["high"] == pytest.approx(mean + 2.920 * sd / math.sqrt(3)) and paired["high"] < 0
+    unpaired = difference_interval([1.0, 2.0, 3.0], [1.1, 2.1, 3.05])
+    assert unpaired["low"] < 0 < unpaired["high"]  # the seeds' own spread swamps the gap without pairing
+    with pytest.raises(ConfigError, match="paired"):
+        difference_interval([1.0], [1.0, 2.0], paired=True)

@@ -1,4 +1,4 @@
-"""The tiny experiment end to end: equal tokens, curves, MATES on the live model, report files, reuse, refusals."""
+"""The tiny experiment end to end: every run on every target, intervals, MATES on the live model, report, reuse."""
 
 from __future__ import annotations
 
@@ -11,99 +11,115 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.errors import ConfigError
-from curate.experiment import METHODS, run_experiment
+from curate.experiment import METHODS, TARGETS, run_experiment
 from curate.experiment.scales import get_scale
 
 SCALE = get_scale("tiny")
+TARGET_AWARE = {m for m, spec in METHODS.items() if spec.per_target}
 
 
 def _runs(result):
-    return {(r["method"], r["seed"]): r for r in result["runs"]}
+    return {r["key"]: r for r in result["runs"]}
 
 
-def test_every_method_trains_the_same_tokens_and_is_measured_at_the_budget(tiny):
+def test_every_run_trains_its_points_and_is_measured_on_every_target(tiny):
     result = tiny[0]
     runs = _runs(result)
-    assert {m for m, _ in runs} == set(METHODS) and [s for m, s in runs if m == "random"] == [0, 1]
-    for (method, _), r in runs.items():
-        expect = SCALE.random_tokens if method == "random" else SCALE.budget
-        assert r["tokens"] == expect, method
-        points = [p["tokens"] for p in r["curve"]]
-        assert points == SCALE.eval_points(expect) and SCALE.budget in points, method
-        assert all(0 < p["bits_per_byte"] < 8.5 for p in r["curve"])
-        assert r["curve"][-1]["loss"] == r["loss"]  # the last point is the saved model's held-out loss
-    # one comparison row per run, each with a multiplier (random seeds against each other)
-    assert len(result["comparison"]) == len(result["runs"])
-    assert all(row["multiplier"]["text"].endswith("×") for row in result["comparison"])
-    # two random seeds (initialisation and draw order) give two curves: their gap is the noise floor
-    assert runs[("random", 0)]["curve"] != runs[("random", 1)]["curve"]
+    expect = {f"{m}-s{s}" for m in METHODS if m not in TARGET_AWARE for s in (0, 1)}
+    expect |= {f"{m}@{t}-s{s}" for m in TARGET_AWARE for t in TARGETS for s in (0, 1)
+               if not (m == "oracle" and t == "mixed")}  # the in-distribution oracle is random itself
+    assert set(runs) == expect
+    groups = {f"target:{t}" for t in TARGETS}
+    for key, r in runs.items():
+        ends = SCALE.points(SCALE.random_points if r["method"] == "random" else SCALE.method_points)
+        assert [p["steps"] for p in r["points"]] == ends, key
+        assert r["points"][-1]["tokens"] == ends[-1] * SCALE.step_tokens
+        for p in r["points"]:
+            assert groups <= set(p["bits_per_byte"]) and any(k.startswith("domain:") for k in p["bits_per_byte"])
+            assert all(0 < v < 12 for v in p["bits_per_byte"].values())
+            assert p["branch_start"] == p["steps"] - -(-p["steps"] * 2 // 10)  # the last 20% decayed
+    # two seeds of random differ (data windows and initialisation): that spread is the noise gate
+    assert runs["random-s0"]["points"] != runs["random-s1"]["points"]
 
 
-def test_mates_starts_as_random_then_selects_with_the_live_model(tiny):
+def test_each_target_compares_its_methods_with_random(tiny):
+    result = tiny[0]
+    assert set(result["comparison"]) == set(TARGETS)
+    for name, cmp in result["comparison"].items():
+        methods = [r["method"] for r in cmp["rows"]]
+        assert methods[0] == "random" and set(methods) == set(METHODS) - ({"oracle"} if name == "mixed" else set())
+        assert cmp["random_std"] > 0 and cmp["noise_gate"] == 0.03
+        for row in cmp["rows"]:
+            assert len(row["seeds"]) == 2 and row["multiplier"]["text"].endswith("×)")  # an interval from 2 seeds
+            assert row["trained_on"] and abs(sum(row["trained_on"].values()) - 1) < 0.01
+        two = next(r for r in cmp["rows"] if r["method"] == "two-phase")
+        assert two["vs_random_paired"]["paired"] and two["vs_random_paired"]["low"] is not None
+    oracle = next(r for r in result["comparison"]["math-code"]["rows"] if r["method"] == "oracle")
+    assert set(oracle["trained_on"]) == {"math", "code"}
+    assert result["overlap"]["threshold"] == 0.5 and "pool_docs_excluded" in result["overlap"]
+
+
+def test_mates_starts_as_random_then_selects_with_the_live_model_against_the_target(tiny):
     result, store = tiny[0], tiny[1]
-    mates, random0 = _runs(result)[("mates", 0)], _runs(result)[("random", 0)]
-    first, second = mates["stages"]
+    mates = _runs(result)["mates@math-code-s0"]
+    first, second = mates["draw"]["stages"]
     assert first["selection"] == "random" and second["selection"] == "mates"
-    # stage 0 is random seed 0's draw from the same initialisation: identical curve up to the boundary
-    same = [p for p in random0["curve"] if p["tokens"] <= first["tokens"]]
-    assert same and mates["curve"][:len(same)] == same
-    assert mates["curve"][len(same):] != random0["curve"][len(same):len(mates["curve"])]
-    # stage 1 chose through a MATES stage whose artifacts are in the store
     stage = json.loads((store / second["dir"] / "stage.json").read_text())
     assert stage["proxy"] == "live model" and stage["oracle"]["probes"] == SCALE.mates_probes
     assert stage["oracle"]["moments"] == "optimizer"  # the probe step started from the job's Adam moments
+    assert "md5_number" in stage["config"]["reference_sql"]  # the target's reference half
     kept = pq.read_table(store / second["dir"] / "selection.parquet").num_rows
-    assert kept == second["kept"] and second["docs"] <= kept
+    assert kept == second["kept"]
+    row = next(r for r in result["comparison"]["math-code"]["rows"] if r["method"] == "mates")
+    assert list(row["spearman_by_stage"]) == [1]
 
 
 def test_report_files_are_written(tiny):
     result, out = tiny[0], tiny[2]
-    assert (out / "loss_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
-    for method in METHODS:
-        assert f"| {method}" in report or f"| random (seed" in report
-    assert "token multiplier" in report and "Noise floor" in report and "loss_vs_tokens.png" in report
+    for t in TARGETS:
+        assert f"## Target `{t}`" in report and (out / f"loss_vs_tokens-{t}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "token multiplier" in report and "Noise: random's seed std" in report and "near-copies" in report
     saved = json.loads((out / "results.json").read_text())
-    assert saved["comparison"] == result["comparison"] and saved["config"]["scale"]["name"] == "tiny"
-    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
-        f"{m}-s{s}.json" for m, s in _runs(result))
+    assert saved["comparison"] == json.loads(json.dumps(result["comparison"]))
+    assert sorted(p.stem for p in (out / "runs").iterdir()) == sorted(_runs(result))
 
 
 def test_rerun_reuses_finished_runs(tiny, tmp_path):
     result, store, out, _ = tiny
     shutil.copytree(out, tmp_path / "out")
     lines: list[str] = []
-    again = run_experiment(store, tmp_path / "out", scale="tiny", methods="preselect,two-phase", log=lines.append)
-    assert sum("reused" in line for line in lines) == 4 and not any("training" in line for line in lines)
-    by = {(r["method"], r["seed"]): r for r in again["comparison"]}
-    for row in result["comparison"]:
-        if (row["method"], row["seed"]) in by:
-            assert by[(row["method"], row["seed"])] == row
+    again = run_experiment(store, tmp_path / "out", scale="tiny", methods="oracle", targets="prose",
+                           log=lines.append)
+    assert any("4 run(s) finished earlier" in line for line in lines) and not any("] " in line for line in lines)
+    row = next(r for r in again["comparison"]["prose"]["rows"] if r["method"] == "oracle")
+    assert row == next(r for r in result["comparison"]["prose"]["rows"] if r["method"] == "oracle")
 
 
-def test_cli_prints_the_table_and_writes_the_report(tiny, tmp_path):
+def test_cli_prints_a_table_per_target_and_writes_the_report(tiny, tmp_path):
     _, store, out, _ = tiny
     shutil.copytree(out, tmp_path / "out")
     res = CliRunner().invoke(app, ["experiment", "--scale", "tiny", "--store", str(store), "--out",
-                                   str(tmp_path / "out"), "--methods", "el2n-easy"])
+                                   str(tmp_path / "out"), "--methods", "el2n-easy", "--target", "mixed",
+                                   "--target", "prose"])
     assert res.exit_code == 0, res.output
-    assert "reused" in res.output and "token multiplier" in res.output and "el2n-easy" in res.output
-    assert "Noise floor" in res.output and "report.md" in res.output
+    assert "finished earlier" in res.output and "target prose" in res.output and "el2n-easy" in res.output
+    assert "Noise: random's seed std" in res.output and "report.md" in res.output
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["config"]["methods"] == ["random", "el2n-easy"]
-    assert saved["command"].startswith("curate experiment --scale tiny --store ")
+    assert saved["config"]["methods"] == ["random", "el2n-easy"] and list(saved["comparison"]) == ["mixed", "prose"]
+    assert saved["command"].startswith("curate experiment --scale tiny --store ") and "--target prose" in saved["command"]
 
 
 def test_bad_names_are_refused_before_any_work(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(app, ["experiment", "--scale", "tiny", "--store", str(tmp_path / "s"), "--out",
-                              str(tmp_path / "o"), "--methods", "random,mates,bogus"])
-    assert res.exit_code == 2 and "bogus" in res.output and "choose from" in res.output
-    res = runner.invoke(app, ["experiment", "--scale", "huge", "--store", str(tmp_path / "s")])
-    assert res.exit_code == 2 and "huge" in res.output
+    for args, message in ((["--methods", "random,mates,bogus"], "bogus"), (["--target", "benchmark"], "benchmark"),
+                          (["--scale", "huge"], "huge")):
+        res = runner.invoke(app, ["experiment", "--scale", "tiny", "--store", str(tmp_path / "s"), "--out",
+                                  str(tmp_path / "o"), *args])
+        assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) <= 3, res.output
     assert not (tmp_path / "s").exists() and not (tmp_path / "o").exists()
-    help_text = runner.invoke(app, ["experiment", "--help"]).output
-    assert "multiplier" in help_text and "--methods" in help_text and "--scale" in help_text
+    help_text = " ".join(CliRunner().invoke(app, ["experiment", "--help"]).output.split())
+    assert "multiplier" in help_text and "--target" in help_text and "--seeds" in help_text
 
 
 def test_a_feature_table_that_misses_the_pool_is_refused_with_the_command(tiny, tmp_path, real_docs):

@@ -1,0 +1,94 @@
+"""Target/pool overlap: pool documents that are near-copies of target documents, found by word 5-grams.
+
+A target is only a target if the pool does not contain it: a resent mail, a man page
+translated with the same boilerplate or a licence header shared by many files puts
+held-out text into the training pool. Each document becomes the set of hashed word
+5-grams of its lowercased words (a document under 5 words: one gram of all its
+words); a pool document is excluded from every draw when its Jaccard similarity with
+any target document reaches ``threshold`` (default 0.5), or when it contains
+``containment`` (default 0.8) of a target document's 5-grams. Candidate pairs come
+from the shared grams only (DuckDB joins them), so the check stays linear in text.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+WORD = re.compile(r"\w+")
+_MUL = np.uint64(0x100000001B3)  # FNV-style mixing of word hashes into 5-gram hashes
+
+
+def shingles(text: str, n: int = 5) -> np.ndarray:
+    """Distinct 64-bit hashes of the word ``n``-grams of ``text`` (lowercased)."""
+    words = WORD.findall(text.lower())
+    if not words:
+        return np.empty(0, dtype=np.uint64)
+    h = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    if len(h) < n:
+        n = len(h)
+    g = np.zeros(len(h) - n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            g = g * _MUL + h[k: len(h) - n + 1 + k]
+    return np.unique(g)
+
+
+def _gram_table(texts: list[str], n: int) -> tuple[pa.Table, np.ndarray]:
+    grams = [shingles(t, n) for t in texts]
+    sizes = np.array([len(g) for g in grams], dtype=np.int64)
+    doc = np.repeat(np.arange(len(texts), dtype=np.int32), sizes)
+    flat = np.concatenate(grams) if grams else np.empty(0, np.uint64)
+    return pa.table({"doc": doc, "gram": flat}), sizes
+
+
+@dataclass
+class Overlap:
+    """Near-copy pairs (pool doc, target doc, jaccard, containment) and the pool documents to exclude."""
+
+    pairs: pa.Table
+    excluded: list[str]  # pool doc_ids
+    target_hit: list[str]  # target doc_ids with a near-copy in the pool
+
+    def summary(self) -> dict[str, int]:
+        return {"pairs": self.pairs.num_rows, "pool_docs_excluded": len(self.excluded),
+                "target_docs_with_a_copy": len(self.target_hit)}
+
+
+def find_overlap(con: duckdb.DuckDBPyConnection, pool_sql: str, target_sql: str, *, n: int = 5,
+                 threshold: float = 0.5, containment: float = 0.8, batch_docs: int = 2000) -> Overlap:
+    """Near-copies between the pool (SQL with doc_id, text) and the target (SQL with doc_id, text)."""
+    target = con.sql(f"SELECT doc_id, text FROM ({target_sql}) AS t ORDER BY doc_id").fetchall()
+    t_ids = [r[0] for r in target]
+    t_grams, t_sizes = _gram_table([r[1] for r in target], n)
+    known = np.unique(t_grams.column("gram").to_numpy())
+    found = []
+    reader = con.sql(f"SELECT doc_id, text FROM ({pool_sql}) AS p ORDER BY doc_id").to_arrow_reader(batch_docs)
+    work = duckdb.connect()  # the pool stream stays open on ``con``
+    work.register("tg", t_grams)
+    work.register("tsize", pa.table({"tdoc": np.arange(len(t_ids), dtype=np.int32), "tn": t_sizes}))
+    for batch in reader:
+        ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+        grams, sizes = _gram_table(texts, n)
+        keep = np.isin(grams.column("gram").to_numpy(), known)  # only grams a target document has
+        work.register("pg", grams.filter(pa.array(keep)))
+        work.register("psize", pa.table({"pdoc": np.arange(len(ids), dtype=np.int32), "pn": sizes}))
+        hits = work.sql(f"""
+            WITH shared AS (SELECT pg.doc AS pdoc, tg.doc AS tdoc, count(*) AS k FROM pg JOIN tg USING (gram)
+                            GROUP BY ALL)
+            SELECT pdoc, tdoc, k / (pn + tn - k) AS jaccard, k / tn AS containment
+            FROM shared JOIN psize USING (pdoc) JOIN tsize USING (tdoc)
+            WHERE k / (pn + tn - k) >= {float(threshold)} OR k / tn >= {float(containment)}""").fetchall()
+        found += [(ids[p], t_ids[t], round(j, 4), round(c, 4)) for p, t, j, c in hits]
+    work.close()
+    pairs = pa.table({"pool_doc_id": [f[0] for f in found], "target_doc_id": [f[1] for f in found],
+                      "jaccard": pa.array([f[2] for f in found], pa.float32()),
+                      "containment": pa.array([f[3] for f in found], pa.float32())},
+                     schema=pa.schema([("pool_doc_id", pa.string()), ("target_doc_id", pa.string()),
+                                       ("jaccard", pa.float32()), ("containment", pa.float32())]))
+    return Overlap(pairs, sorted({f[0] for f in found}), sorted({f[1] for f in found}))

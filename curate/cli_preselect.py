@@ -54,6 +54,9 @@ def train_cmd(
     epoch: Annotated[int, typer.Option(help="fastText epochs: 3 is the paper's (trained on far more documents); "
                                             "on a few hundred positives P(positive) then stays near 0.5 — the order "
                                             "still holds, raise it (e.g. 50) for spread-out probabilities.")] = 3,
+    positive_strength: Annotated[int | None, typer.Option(help="Strength a positive needs (default: the maximum, "
+                                                               "the paper's perfect documents; one less lets one "
+                                                               "model pair disagree).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample, the split and fastText.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Torch / fastText threads (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Retrain the selector even if the same request made it already.")] = False,
@@ -76,7 +79,7 @@ def train_cmd(
     card = train(str(store), name=name, members=None if default_family else [], checkpoints=checkpoint or (),
                  pool_sql=pool_sql, target_sql=target_sql, accuracies=_accuracies(accuracy or []),
                  sample_docs=sample_docs, max_chars=max_chars, fasttext={"epoch": epoch}, seed=seed, threads=threads,
-                 force=force)
+                 positive_strength=positive_strength, force=force)
     console.print(rows_table([{"rank": m["rank"], "model": m["name"], "params": m["params"] or 0,
                                "target bits/char": m["target_bpc"], "target nats/token": m["target_loss"]}
                               for m in card.family], title=f"reference family, best first ({card.ranked_by})"))

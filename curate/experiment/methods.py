@@ -8,10 +8,10 @@ read the target's *reference* half only.
 - ``random``: the whole pool (the baseline every multiplier is measured against);
 - ``oracle``: only the target's own domains (the in-domain bound; the same as random
   for the in-distribution target);
-- ``preselect``: the top 10% of the pool's characters by the target's PreSelect score
+- ``preselect``: the top 30% of the pool's characters by the target's PreSelect score
   (a family of LMs trained on different domain mixtures, ranked on the target);
-- ``preselect-strat``: the same score, top 10% of each domain's characters (keeps the pool's mix);
-- ``closest``: Moore-Lewis / DSIR-style, the 10% of the pool's characters a micro LM trained on
+- ``preselect-strat``: the same score, top 30% of each domain's characters (keeps the pool's mix);
+- ``closest``: Moore-Lewis / DSIR-style, the 30% of the pool's characters a micro LM trained on
   the target's reference text finds most likely relative to the general reference LM;
 - ``ppl-middle``: the middle half of each domain by the general reference LM's bits per byte;
 - ``el2n-hard`` / ``el2n-easy``: the high / low half of each domain by EL2N;
@@ -38,7 +38,7 @@ from curate.selection import band_sql, top_share_sql
 #: replace them when the target names its domains
 UPSAMPLE_DEFAULT = ("math", "code", "encyclopedic")
 UPSAMPLE_FACTOR = 3.0
-SHARE = 0.1  # preselect / closest keep this share of the pool's characters
+SHARE = 0.3  # preselect / closest keep this share of the pool's characters (see the README for 0.1)
 
 
 def pool_where(pool: str) -> str:
@@ -110,13 +110,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            lambda pool, t, s: _one(_pool_sql(pool), "pool")),
     Method("oracle", "windows", "only the target's own domains (the in-domain bound)", True,
            lambda pool, t, s: _one(_domains(pool, t.domains or ()), "oracle"), needs_domains=True),
-    Method("preselect", "windows", "top 10% of the pool's characters by the target's PreSelect score", True,
+    Method("preselect", "windows", "top 30% of the pool's characters by the target's PreSelect score", True,
            lambda pool, t, s: _one(_top(score_view("preselect", t), "preselect_score", None), "preselect"),
            scores=("preselect",)),
-    Method("preselect-strat", "windows", "top 10% of each domain's characters by the target's PreSelect score",
+    Method("preselect-strat", "windows", "top 30% of each domain's characters by the target's PreSelect score",
            True, lambda pool, t, s: _one(_top(score_view("preselect", t), "preselect_score", "domain"),
                                          "preselect-strat"), scores=("preselect",)),
-    Method("closest", "windows", "10% of the pool's characters most likely under a target LM relative to the "
+    Method("closest", "windows", "30% of the pool's characters most likely under a target LM relative to the "
                                  "general LM (Moore-Lewis)", True,
            lambda pool, t, s: _one(_top(score_view("closest", t), "closest_score", None), "closest"),
            needs=(("perplexity", "bits_per_byte"),), scores=("closest",)),

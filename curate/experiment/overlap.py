@@ -6,8 +6,10 @@ held-out text into the training pool. Each document becomes the set of hashed wo
 5-grams of its lowercased words (a document under 5 words: one gram of all its
 words); a pool document is excluded from every draw when its Jaccard similarity with
 any target document reaches ``threshold`` (default 0.5), or when it contains
-``containment`` (default 0.8) of a target document's 5-grams. Candidate pairs come
-from the shared grams only (DuckDB joins them), so the check stays linear in text.
+``containment`` (default 0.8) of the 5-grams of a target document of at least
+``min_grams`` (default 50: a paragraph, not a shared licence header or signature
+line). Candidate pairs come from the shared grams only (DuckDB joins them), so the
+check stays linear in text.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class Overlap:
 
 
 def find_overlap(con: duckdb.DuckDBPyConnection, pool_sql: str, target_sql: str, *, n: int = 5,
-                 threshold: float = 0.5, containment: float = 0.8, batch_docs: int = 2000) -> Overlap:
+                 threshold: float = 0.5, containment: float = 0.8, min_grams: int = 50,
+                 batch_docs: int = 2000) -> Overlap:
     """Near-copies between the pool (SQL with doc_id, text) and the target (SQL with doc_id, text)."""
     target = con.sql(f"SELECT doc_id, text FROM ({target_sql}) AS t ORDER BY doc_id").fetchall()
     t_ids = [r[0] for r in target]
@@ -83,7 +86,8 @@ def find_overlap(con: duckdb.DuckDBPyConnection, pool_sql: str, target_sql: str,
                             GROUP BY ALL)
             SELECT pdoc, tdoc, k / (pn + tn - k) AS jaccard, k / tn AS containment
             FROM shared JOIN psize USING (pdoc) JOIN tsize USING (tdoc)
-            WHERE k / (pn + tn - k) >= {float(threshold)} OR k / tn >= {float(containment)}""").fetchall()
+            WHERE k / (pn + tn - k) >= {float(threshold)}
+               OR (tn >= {int(min_grams)} AND k / tn >= {float(containment)})""").fetchall()
         found += [(ids[p], t_ids[t], round(j, 4), round(c, 4)) for p, t, j, c in hits]
     work.close()
     pairs = pa.table({"pool_doc_id": [f[0] for f in found], "target_doc_id": [f[1] for f in found],

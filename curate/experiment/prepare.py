@@ -70,7 +70,7 @@ def overlap_exclusion(con: duckdb.DuckDBPyConnection, pool: str, targets: list[T
     path = out / "overlap.parquet"
     union = " UNION ".join(f"({t.sql})" for t in [*BUILTIN.values(), *(t for t in targets if t.name not in BUILTIN)])
     target_sql = f"SELECT doc_id, text FROM docs WHERE doc_id IN ({union})"
-    fp = fingerprint(corpus_signature(con), union, threshold, "overlap-1")
+    fp = fingerprint(corpus_signature(con), union, threshold, "overlap-2")
     if not _cached(path, fp):
         t0 = time.perf_counter()
         found = find_overlap(con, f"SELECT doc_id, text FROM docs WHERE {pool_where(pool)}", target_sql,
@@ -120,7 +120,7 @@ def preselect_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, targe
                            target_sql=f"SELECT text FROM ({target.reference_sql}) AS r",
                            sample_docs=recipe["sample_docs"], target_docs=recipe["target_docs"],
                            max_chars=recipe["max_chars"], fasttext=recipe.get("fasttext"), threads=threads,
-                           **{k: recipe[k] for k in ("min_positives", "max_perfect_share") if k in recipe})
+                           **{k: recipe[k] for k in ("min_positives", "max_perfect_share", "positive_strength") if k in recipe})
     path = out / "scores" / f"preselect-{slug(target.name)}.parquet"
     fp = fingerprint(corpus_signature(con), card.sha256, card.max_chars, "preselect-scores-1")
     if not _cached(path, fp):
@@ -141,7 +141,7 @@ def preselect_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, targe
 def closest_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, target: Target, recipe: dict[str, Any],
                    out: Path, *, max_tokens: int, threads: int, log: Callable[[str], None]) -> dict[str, Any]:
     """Train (or reuse) a micro LM on the target's reference half and score the pool: general minus target bpb."""
-    from curate.lm.load import load_causal_lm
+    from curate.lm.load import load_causal_lm, resolve_dtype
     from curate.lm.score import score_texts
     from curate.lm.train import train_lm
 
@@ -149,9 +149,10 @@ def closest_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, target:
     card = train_lm(st, name, sql=f"SELECT text FROM ({target.reference_sql}) AS r", threads=threads,
                     progress=False, **recipe)
     path = out / "scores" / f"closest-{slug(target.name)}.parquet"
-    fp = fingerprint(corpus_signature(con), card.weights_sha256, max_tokens, "closest-scores-1")
+    fp = fingerprint(corpus_signature(con), card.weights_sha256, max_tokens, "closest-scores-2")
     if not _cached(path, fp):
-        lm = load_causal_lm(st.path(st.models_dir(name)))
+        model_dir = st.path(st.models_dir(name))
+        lm = load_causal_lm(model_dir, dtype=resolve_dtype("auto", model_dir, any_size=True))  # as perplexity scores
         win = lm.context or 128
         ids, scores = [], []
         for b in _pool_texts(con, pool):

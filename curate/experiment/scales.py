@@ -106,7 +106,7 @@ _DEFAULT_RECIPE = FeatureRecipe(
                     (64, 2, 300_000, _PROSE), (64, 2, 300_000, "domain IN ('web', 'forum', 'docs')"),
                     (64, 2, 300_000, "domain IN ('multilingual', 'docs', 'code')")],
                    family_eval_sql="SELECT text FROM docs WHERE corpus = 'heldout'",
-                   sample_docs=2000, target_docs=400, max_chars=1000),
+                   sample_docs=2000, target_docs=400, max_chars=1000, positive_strength=14),
     target_lm={"config": "micro", "tokens": 400_000},
 )
 
@@ -130,7 +130,7 @@ SCALES: dict[str, Scale] = {
         mates_stages=2, mates_probes=12, mates_reference_docs=8, mates_chunk_tokens=32,
         features=_TINY_RECIPE, pool_docs=480, heldout_docs=160, max_chars=1_000, workers=1),
     "default": Scale(
-        name="default", budget=1_228_800, seeds=3, random_points=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+        name="default", budget=2_457_600, seeds=3, random_points=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
         method_points=(1.0,), model=MICRO, seq_len=128, batch_size=16, lr=2e-3, warmup_steps=50, cooldown=0.2,
         eval_max_bytes=512, mates_stages=4, mates_probes=150, mates_reference_docs=64, mates_chunk_tokens=64,
         features=_DEFAULT_RECIPE),

@@ -160,14 +160,48 @@ def measure(members: list[Member], target_texts: list[str], sample_texts: list[s
     rows = []
     with progress_bar("preselect: score family", total=len(members), unit="models", enabled=progress) as advance:
         for m in members:
-            lm = load_causal_lm(m.path)
-            nll, n_tokens = _score(lm, texts)
-            m.params = m.params or sum(p.numel() for p in lm.model.parameters())
+            loaded: list[Any] = []
+
+            def lm() -> Any:
+                if not loaded:
+                    loaded.append(load_causal_lm(m.path))
+                return loaded[0]
+
+            # the sample is the same for every target a family is ranked on: scored once per member
+            t_nll, t_tok = _score_cached(m.path, lm, target_texts)
+            s_nll, s_tok = _score_cached(m.path, lm, sample_texts)
+            nll, n_tokens = np.concatenate([t_nll, s_nll]), np.concatenate([t_tok, s_tok])
+            m.params = m.params or sum(p.numel() for p in lm().model.parameters())
             m.target_bpc = round(float(nll[:n_target].sum() / math.log(2) / max(chars[:n_target].sum(), 1)), 6)
             m.target_loss = round(float(nll[:n_target].sum() / max(n_tokens[:n_target].sum(), 1)), 6)
             rows.append(bits_per_char(nll[n_target:], chars[n_target:]))
             advance(1)
     return np.vstack(rows) if rows else np.zeros((0, len(sample_texts)))
+
+
+CACHE_DIR = ".measure-cache"  # inside a member's model directory: its losses on text sets it has scored
+
+
+def _score_cached(path: str, lm: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_score` of ``texts`` under the model at ``path``, kept beside the model keyed by its weights and
+    the texts, so ranking one family on several targets scores the shared sample once."""
+    import hashlib
+
+    from curate.lm.load import weights_sha256
+
+    h = hashlib.sha256(f"{weights_sha256(path)}\0{_score.__defaults__}\0".encode())
+    for text in texts:
+        h.update(text.encode() + b"\0")
+    cache = Path(path) / CACHE_DIR / f"{h.hexdigest()[:24]}.npz"
+    if cache.is_file():
+        with np.load(cache) as saved:
+            return saved["nll"], saved["n_tokens"]
+    nll, n_tokens = _score(lm(), texts)
+    cache.parent.mkdir(exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, nll=nll, n_tokens=n_tokens)
+    tmp.replace(cache)
+    return nll, n_tokens
 
 
 def _score(lm: Any, texts: list[str], window: int = 512, batch_tokens: int = 16384) -> tuple[np.ndarray, np.ndarray]:

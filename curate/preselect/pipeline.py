@@ -101,6 +101,7 @@ def train(
     min_positives: int = stg.MIN_POSITIVES,
     fasttext: dict[str, Any] | None = None,
     seed: int = 0,
+    positive_strength: int | None = None,
     family: str | None = None,
     family_eval_sql: str | None = None,
     threads: int | None = None,
@@ -120,6 +121,9 @@ def train(
     - ``sample_docs`` documents, cut to ``max_chars`` characters, get a predictive strength;
       a degenerate family (share of perfect scores above ``max_perfect_share`` or fewer than
       ``min_positives``) is refused with the distribution in the message.
+    - ``positive_strength``: the strength a positive needs (default: the maximum, the paper's "perfect"
+      documents; one less lets one model pair disagree, which keeps the positives when two members measure
+      almost the same on the target).
     - ``family``: the name prefix of the trained members (default ``name``): selectors for several targets
       share one family (``models/<family>-ref<i>/``) and differ only in how it ranks on their target;
       ``family_eval_sql``: the members' own held-out set (default the target), fixed so that sharing holds.
@@ -145,6 +149,7 @@ def train(
     request = _request_hash({"family": _family_hash(mem), "pool": pool, "target": target, "accuracies": accuracies,
                              "sample_docs": sample_docs, "target_docs": target_docs, "max_chars": max_chars,
                              "valid_fraction": valid_fraction, "fasttext": params, "seed": seed,
+                             **({"positive_strength": positive_strength} if positive_strength else {}),
                              "sample": hashlib.sha256("\0".join(sample["doc_id"]).encode()).hexdigest()})
     old = st.read_json(f"{st.models_dir(name)}/{CARD_FILE}")
     if not force and old and old.get("request") == request and st.exists(f"{st.models_dir(name)}/{MODEL_FILE}"):
@@ -157,7 +162,11 @@ def train(
     bpc = bpc[order]
     times["family_measure"] = round(time.perf_counter() - t, 2)
     strength = _strength(family, bpc, max_perfect_share, min_positives)
-    ex = pick_examples(strength, stg.max_strength(len(family.members)), valid_fraction)
+    top = stg.max_strength(len(family.members))
+    if positive_strength is not None and not 1 <= positive_strength <= top:
+        raise ConfigError(f"positive_strength must be in [1, {top}] for {len(family.members)} models, got "
+                          f"{positive_strength}")
+    ex = pick_examples(strength, positive_strength or top, valid_fraction)
     t = time.perf_counter()
     fit, probs, sha = _fit_and_save(st, name, sample["text"], ex, params, threads, seed)
     times["selector"] = round(time.perf_counter() - t, 2)

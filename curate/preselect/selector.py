@@ -42,13 +42,14 @@ class Examples:
 def pick_examples(strength: np.ndarray, perfect: int, valid_fraction: float) -> Examples:
     """Balanced positives/negatives and a stratified split, deterministic in sample order.
 
-    The sample arrives in a seeded hash order, so "the first k" is a reproducible random
-    choice. When perfect documents outnumber the rest, positives are cut to balance.
+    Positives have a strength of at least ``perfect`` (the paper: the maximum; a lower bar
+    lets one of the pairs disagree). The sample arrives in a seeded hash order, so "the first
+    k" is a reproducible random choice. When positives outnumber the rest, they are cut to balance.
     """
     if not 0 < valid_fraction < 0.5:
         raise ConfigError(f"valid_fraction must be in (0, 0.5), got {valid_fraction}")
     strength = np.asarray(strength)
-    pos = np.flatnonzero(strength == perfect)
+    pos = np.flatnonzero(strength >= perfect)
     rest = np.flatnonzero(strength < perfect)
     k = min(len(pos), len(rest))
     pos = pos[:k]

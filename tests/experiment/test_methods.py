@@ -8,6 +8,7 @@ from curate import connect
 from curate.errors import ConfigError
 from curate.experiment.methods import (
     METHODS,
+    SHARE,
     UPSAMPLE_FACTOR,
     method_phases,
     parse_methods,
@@ -50,15 +51,15 @@ def test_oracle_keeps_only_the_targets_domains(con):
         METHODS["mates"].phases("demo", BUILTIN["mixed"], {})
 
 
-def test_score_based_methods_keep_a_tenth_of_the_characters_by_the_targets_score(con):
+def test_score_based_methods_keep_their_share_of_the_characters_by_the_targets_score(con):
     chars = dict(con.sql("SELECT doc_id, length(text) FROM docs WHERE corpus = 'demo'").fetchall())
     total = sum(chars.values())
     for method in ("preselect", "closest"):
         for target in ("math-code", "prose"):
             kept = _kept(con, method, target)
             share = sum(chars[d] for d in kept) / total
-            assert 0.1 <= share < 0.1 + max(chars[d] for d in kept) / total, (method, target, share)
-    # per domain: every domain keeps its own top tenth
+            assert SHARE <= share < SHARE + max(chars[d] for d in kept) / total, (method, target, share)
+    # per domain: every domain keeps its own top share
     strat = _domains(con, _kept(con, "preselect-strat", "mixed"))
     assert set(strat) == set(_domains(con, set(chars)))
     # the score views hold every pool document, one score each

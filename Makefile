@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 corpus: $(STAMP)
-	$(BIN)/python -m curate.corpus.build $(ARGS)
+	$(BIN)/python -m tools.corpus.build $(ARGS)
 
 clean:
 	rm -rf $(VENV) demo-store bench-out .pytest_cache

@@ -310,9 +310,9 @@ def engine_throughput(store: Path, make_scorer: Callable[[], Any], workers: int,
     import ray
 
     from curate.execute import _actor_class
-    from curate.features import plan
+    from curate.shards import plan
+    from curate.scoring import scorer_fingerprint
     from curate.store import Store
-    from scorers.base import scorer_fingerprint
 
     st = Store.open(str(store))
     scorer = make_scorer()

@@ -27,9 +27,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import (CORES, TMP, build_store, corpus_table, datatrove_python, datatrove_version,
-                                engine_throughput, log, ray_session, rel, row, run_datatrove_job,
-                                shard_rows_for, shuffled_corpus, unavailable, warm_page_cache)
+from benchmarks._common import (
+    CORES,
+    TMP,
+    build_store,
+    corpus_table,
+    datatrove_python,
+    datatrove_version,
+    engine_throughput,
+    log,
+    ray_session,
+    rel,
+    row,
+    run_datatrove_job,
+    shard_rows_for,
+    shuffled_corpus,
+    unavailable,
+    warm_page_cache,
+)
 
 LABEL = "hq"
 LABELS_SQL = ("SELECT doc_id, text, CASE WHEN domain IN ('encyclopedic', 'books', 'math') THEN 'hq' ELSE 'cc' END "
@@ -42,9 +57,8 @@ K = 2  # every label of the binary model: what FastTextScorer and datatrove (k=-
 
 def model_path() -> tuple[Path, dict[str, Any]]:
     """Train (once, cached) the benchmark's fastText classifier; (path, card facts)."""
-    from scorers.domain import model_path as domain_model_path
-    from scorers.domain import train_domain
-
+    from curate.domain import model_path as domain_model_path
+    from curate.domain import train_domain
     from curate.store import Store
 
     store, _ = build_store("model-train", corpus_table(quick=False), 50_000)
@@ -62,7 +76,7 @@ def _raw_worker(model: str, corpus: str, n_docs: int, rank: int, world: int, rep
                 queue: Any) -> None:
     import pyarrow.parquet as pq
 
-    from scorers._fasttext import load_fasttext, prepare_line
+    from curate.fasttext import load_fasttext, prepare_line
 
     t0 = time.perf_counter()
     m = load_fasttext(model)
@@ -111,7 +125,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     tag = "quick" if quick else "full"
     log("fasttext: training / loading the benchmark model")
     model, card = model_path()
-    from scorers._fasttext import load_fasttext
+    from curate.fasttext import load_fasttext
 
     warm_page_cache([model])
     t0 = time.perf_counter()

@@ -15,9 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks._common import (CORES, TMP, build_store, corpus_table, datatrove_python, datatrove_version,
-                                engine_throughput, log, ray_session, row, run_datatrove_job,
-                                shard_rows_for, text_mb, unavailable)
+from benchmarks._common import (
+    CORES,
+    TMP,
+    build_store,
+    corpus_table,
+    datatrove_python,
+    datatrove_version,
+    engine_throughput,
+    log,
+    ray_session,
+    row,
+    run_datatrove_job,
+    shard_rows_for,
+    text_mb,
+    unavailable,
+)
 
 GOAL = 2.0
 N_SHARDS = {True: 4, False: 12}

@@ -13,8 +13,20 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import (CACHE, CORES, best_of, corpus_table, fresh_dir, log, rel, row, text_mb,
-                                warm_page_cache, write_jsonl, zstd_copy)
+from benchmarks._common import (
+    CACHE,
+    CORES,
+    best_of,
+    corpus_table,
+    fresh_dir,
+    log,
+    rel,
+    row,
+    text_mb,
+    warm_page_cache,
+    write_jsonl,
+    zstd_copy,
+)
 
 GOAL_RATIO = 0.5
 GOAL_MB_S = 50.0

@@ -18,7 +18,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks._common import CACHE, CORES, corpus_table, log, row, text_mb, unavailable
+from benchmarks._common import (
+    CACHE,
+    CORES,
+    corpus_table,
+    log,
+    row,
+    text_mb,
+    unavailable,
+)
 
 GOAL = 2.0
 ROOFLINE_GOAL = 0.8

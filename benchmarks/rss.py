@@ -12,8 +12,18 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from benchmarks._common import (CORES, RssSampler, build_store, corpus_table, log, ray_session,
-                                repeated, row, run_engine, warm_page_cache)
+from benchmarks._common import (
+    CORES,
+    RssSampler,
+    build_store,
+    corpus_table,
+    log,
+    ray_session,
+    repeated,
+    row,
+    run_engine,
+    warm_page_cache,
+)
 
 GOAL = 1.2
 TIMES = 10

@@ -23,6 +23,7 @@ import pyarrow.fs as pafs
 
 from curate.ingestion.schema import QUARANTINE_SCHEMA
 from curate.store import Store
+from curate.view_sql import RESERVED_VIEWS, doc_features_sql
 
 
 def committed_files(store: Store, top: str) -> dict[str, list[str]]:
@@ -48,7 +49,6 @@ def parquet_dataset(store: Store, paths: list[str]) -> ds.Dataset:
 
 def register_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """Define ``docs``, ``quarantine``, one view per feature table and ``doc_features`` on ``con``."""
-    from curate.query import RESERVED_VIEWS, doc_features_sql
 
     shards = [p for paths in committed_files(store, "shards").values() for p in paths]
     con.register("docs", parquet_dataset(store, shards))

@@ -21,7 +21,7 @@ def embedded_corpus() -> dict[str, Path]:
     missing = [str(p) for p in splits.values() if not p.exists()]
     if missing:
         raise FileNotFoundError(
-            f"embedded corpus missing ({', '.join(missing)}): rebuild it with `python -m curate.corpus.build`"
+            f"embedded corpus missing ({', '.join(missing)}): rebuild it with `make corpus` (python -m tools.corpus.build, from a checkout)"
         )
     return splits
 
@@ -66,7 +66,7 @@ def ingest_embedded(store: Store | str | Path, *, shard_rows: int = 4000, progre
     Small shards (4,000 docs) give Ray workers enough units to share on a small corpus.
     """
     splits = embedded_corpus()
-    st = store if isinstance(store, Store) else Store.open(store, create=True)
+    st = Store.of(store, create=True)
     messy = Path(st.path("messy-sample.jsonl")) if st.is_local else None
     if messy and not messy.exists():  # written once: a rewrite would be a new input to ingest
         write_messy_sample(messy)

@@ -18,11 +18,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from curate import faults
 from curate.errors import CurateError
-from curate.features import (
+from curate.locks import default_timeout, store_lock
+from curate.objstore import worker_env
+from curate.progress import progress as progress_bar
+from curate.scoring import Scorer, scorer_fingerprint
+from curate.shards import (
     ShardResult,
     WorkItem,
     failure,
@@ -30,13 +34,7 @@ from curate.features import (
     score_shard,
     update_manifest,
 )
-from curate.locks import default_timeout, store_lock
-from curate.objstore import worker_env
-from curate.progress import progress as progress_bar
 from curate.store import Store, StoreWriteError, check_name, is_environment_fault
-
-if TYPE_CHECKING:
-    from scorers.base import Scorer
 
 
 @dataclass
@@ -90,6 +88,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
             **common,
         )
     return ray
+
+
+def map_on_ray(fn: Callable[[Any, Any], Any], shared: Any, parts: list[Any], *, ray_address: str | None = None) -> list[Any]:
+    """``[fn(shared, part) for part in parts]`` as one-CPU Ray tasks (``shared`` is put in the object store once);
+    results in the order of ``parts``. The engine's way for library code to use Ray without importing it."""
+    ray = init_ray(ray_address)
+    ref = ray.put(shared)
+    remote = ray.remote(num_cpus=1)(fn)
+    return ray.get([remote.remote(ref, part) for part in parts])
 
 
 def _actor_class(ray: Any) -> Any:
@@ -177,7 +184,7 @@ def run_scorer(
     A store that refuses writes (permissions, space) stops the run at once
     with :class:`~curate.store.StoreWriteError`; finished shards are kept.
     """
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     lock = f"score-{check_name('scorer', scorer.name)}"
     timeout = default_timeout() if lock_timeout is None else lock_timeout
     with store_lock(st, lock, f"score {scorer.name!r} on {st.uri}", timeout=timeout):
@@ -187,7 +194,6 @@ def run_scorer(
 def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, workers: int | None, retries: int,
                 ray_address: str | None, progress: bool | None,
                 on_result: Callable[[ShardResult], None] | None) -> ScoreReport:
-    from scorers.base import scorer_fingerprint
 
     fp = scorer_fingerprint(scorer)
     # we hold the lock: any temporary here is a killed run's leftover, never a live writer's

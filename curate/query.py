@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.errors import CurateError
-from curate.features import feature_path
-from curate.ingestion.schema import DOC_SCHEMA
+from curate.shards import feature_path
+from curate.view_sql import (
+    RESERVED_VIEWS,
+    SQL_DIR,  # re-exported: callers find the shipped queries here
+    base_views_sql,
+    doc_features_select,
+    doc_features_sql,
+    feature_aliases,
+    select_list,
+    selected_columns,
+)
 from curate.store import Store
-
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-RESERVED_VIEWS = {"docs", "quarantine", "doc_features"}
-
-
-def base_views_sql() -> str:
-    return (SQL_DIR / "views.sql").read_text()
-
 
 def _feature_columns(store: Store, table: str) -> list[str]:
     first = store.list_files(store.features_dir(table))[0]
@@ -40,46 +40,6 @@ def views_sql(store: Store) -> str:
         )
     parts.append(doc_features_sql(tables))
     return "\n".join(parts)
-
-
-def feature_aliases(tables: dict[str, list[str]]) -> list[tuple[str, str, str]]:
-    """(table, column, name in ``doc_features``) for every feature column; clashing names get the table's prefix."""
-    out, taken = [], set(DOC_SCHEMA.names)
-    for t, columns in tables.items():
-        for col in columns:
-            if col == "doc_id":
-                continue
-            alias = col if col not in taken else f"{t}_{col}"
-            out.append((t, col, alias))
-            taken.add(alias)
-    return out
-
-
-def doc_features_select(tables: dict[str, list[str]], only: set[str] | None = None) -> str:
-    """``SELECT docs.*, <feature columns> FROM docs LEFT JOIN ...`` over ``tables`` (or the subset ``only``).
-
-    Column names do not depend on ``only``: a narrow join answers the same SQL as the full view.
-    """
-    joins = [f'LEFT JOIN "{t}" USING (doc_id)' for t in tables if only is None or t in only]
-    return _select_list(tables, only) + "\nFROM docs" + "".join(f"\n{j}" for j in joins)
-
-
-def _selected_columns(tables: dict[str, list[str]], only: set[str] | None) -> list[tuple[str, str, str]]:
-    return [c for c in feature_aliases(tables) if only is None or c[0] in only]
-
-
-def _select_list(tables: dict[str, list[str]], only: set[str] | None) -> str:
-    """``SELECT docs.*, "<table>"."<col>" AS "<alias>", ...``: the columns ``doc_features`` gives."""
-    select = ["docs.*"] + [f'"{t}"."{col}" AS "{alias}"' for t, col, alias in _selected_columns(tables, only)]
-    return "SELECT " + ",\n       ".join(select)
-
-
-def doc_features_sql(tables: dict[str, list[str]], *, temp: bool = False) -> str:
-    """The ``doc_features`` view over ``docs`` and the feature ``tables`` (name -> columns)."""
-    return (
-        "-- documents joined with every feature table on doc_id\n"
-        f"CREATE OR REPLACE {'TEMP VIEW' if temp else 'VIEW'} doc_features AS\n" + doc_features_select(tables) + ";\n"
-    )
 
 
 def narrow_doc_features(con: duckdb.DuckDBPyConnection, store: Store, *sql: str) -> str:
@@ -151,22 +111,12 @@ def _file_list(files: list[str]) -> str:
 def _positional_select(tables: dict[str, list[str]], only: set[str], shards: list[str],
                        files: dict[str, list[str]]) -> str:
     """The same columns as :func:`doc_features_select`, joined by position over aligned files."""
-    cols = _selected_columns(tables, only)
+    cols = selected_columns(tables, only)
     sources = [f"(SELECT * FROM read_parquet({_file_list(shards)}, union_by_name = true)) AS docs"]
     for t in (t for t in tables if t in only):
         picked = ", ".join(f'"{col}"' for tt, col, _alias in cols if tt == t)
         sources.append(f'(SELECT {picked} FROM read_parquet({_file_list(files[t])}, union_by_name = true)) AS "{t}"')
-    return _select_list(tables, only) + "\nFROM " + "\nPOSITIONAL JOIN ".join(sources)
-
-
-def damaged_file_hint(store: Store, message: str) -> str:
-    """What to do when an error (DuckDB's; pyarrow's on an object store) names a file inside the store ('' when none)."""
-    if f"{store.root}/" not in message:
-        return ""
-    if f"{store.root}/features/" in message:
-        return ("\nA feature file in the store is damaged: re-run `curate score` for that scorer, "
-                "which recomputes exactly the files that do not check out")
-    return "\nA file in the store is damaged: restore it from a backup or another copy of the store"
+    return select_list(tables, only) + "\nFROM " + "\nPOSITIONAL JOIN ".join(sources)
 
 
 def define_views(con: duckdb.DuckDBPyConnection, st: Store) -> None:
@@ -182,7 +132,7 @@ def define_views(con: duckdb.DuckDBPyConnection, st: Store) -> None:
 
             register_views(con, st)
     except refused as exc:
-        raise CurateError(f"cannot open the views of store {st.uri!r}: {exc}" + damaged_file_hint(st, str(exc))) from None
+        raise CurateError(f"cannot open the views of store {st.uri!r}: {exc}" + st.damaged_hint(str(exc))) from None
 
 
 def connect(store: Store | str | os.PathLike[str], *, database: str = ":memory:",
@@ -196,7 +146,7 @@ def connect(store: Store | str | os.PathLike[str], *, database: str = ":memory:"
     >>> con = connect("store")                       # doctest: +SKIP
     >>> con.sql("SELECT domain, count(*) FROM docs GROUP BY 1").show()
     """
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     if not st.corpora():
         raise CurateError(f"store {st.uri!r} has no documents yet: run `curate ingest` first")
     con = duckdb.connect(database)

@@ -111,6 +111,5 @@ def refuse_output_in_store(store: Store, output: str | os.PathLike[str]) -> None
 
 def query_error(store: Store, exc: Exception) -> str:
     """What ``curate sql`` says when DuckDB fails a query; a damaged store file gets what to do about it."""
-    from curate.query import damaged_file_hint
 
-    return f"DuckDB refused the query: {exc}" + damaged_file_hint(store, str(exc))
+    return f"DuckDB refused the query: {exc}" + store.damaged_hint(str(exc))

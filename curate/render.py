@@ -1,7 +1,8 @@
-"""Turn DuckDB results and summaries into Rich tables (the CLI's only presentation code)."""
+"""Turn DuckDB results and summaries into Rich tables (the CLI) and Markdown tables (reports and artifacts)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import duckdb
@@ -39,3 +40,31 @@ def rows_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     for r in rows:
         table.add_row(*(_fmt(v) for v in r.values()))
     return table
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> list[str]:
+    """A Markdown table's lines; ``align`` has one letter per column, ``l`` or ``r`` (default: all left)."""
+    align = align or "l" * len(head)
+    if len(align) != len(head):
+        raise ValueError(f"align {align!r} must give one letter per column ({len(head)})")
+    lines = ["| " + " | ".join(head) + " |", "|" + "".join("---:|" if a == "r" else "---|" for a in align)]
+    return lines + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
+
+
+def markdown_rows(rows: list[dict[str, Any]], align: str | None = None) -> list[str]:
+    """:func:`markdown_table` of dicts that share their keys (the first row's keys are the header)."""
+    return markdown_table(list(rows[0]), [list(r.values()) for r in rows], align) if rows else []
+
+
+def png_bytes(fig: Any) -> bytes:
+    """A Matplotlib figure as PNG bytes (tight layout), closed afterwards. No Software/date metadata: the same
+    inputs give the same bytes, so reports rebuild byte-identically."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

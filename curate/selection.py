@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from curate.errors import ConfigError
-from curate.query import SQL_DIR
+from curate.view_sql import SQL_DIR
 from curate.store import Store
 
 TEMPLATE_FILE = SQL_DIR / "perplexity_band.sql"

@@ -148,6 +148,21 @@ class Store:
             )
         return store
 
+    @classmethod
+    def of(cls, store: Store | str | os.PathLike[str], *, create: bool = False) -> Store:
+        """``store`` itself when it is a :class:`Store`, else :meth:`open` it: what every function taking
+        "a store or its path" starts with."""
+        return store if isinstance(store, Store) else cls.open(store, create=create)
+
+    def damaged_hint(self, message: str) -> str:
+        """What to do when an error (DuckDB's; pyarrow's on an object store) names a file inside the store ('' when none)."""
+        if f"{self.root}/" not in message:
+            return ""
+        if f"{self.root}/features/" in message:
+            return ("\nA feature file in the store is damaged: re-run `curate score` for that scorer, "
+                    "which recomputes exactly the files that do not check out")
+        return "\nA file in the store is damaged: restore it from a backup or another copy of the store"
+
     @property
     def is_local(self) -> bool:
         return isinstance(self.fs, pafs.LocalFileSystem)

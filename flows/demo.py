@@ -48,7 +48,7 @@ DEMO_PRESELECT = {
 #: document's first 128 tokens (the encoder dominates the time on CPU), 20% kept by Gumbel-top-k
 DEMO_MATES = {"proxy": "tiny-lm", "run": "demo", "stage": 0, "probes": 120, "pool_splits": 24, "reference_docs": 32,
               "influence_options": {"chunk_tokens": 128, "max_chunks": 1}}
-DEMO_MIXTURE = Path(__file__).resolve().parent.parent / "examples" / "mixtures" / "demo.yaml"
+DEMO_MIXTURE = Path(__file__).resolve().parent / "demo_mixture.yaml"  # shipped in the package
 
 
 @flow(name="demo", log_prints=True)

@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from curate.errors import NoInputFiles
 from curate.ingestion import FieldMap, ingest
+from curate.render import markdown_table
 from curate.store import Store
 
 
@@ -24,13 +25,11 @@ def ingest_flow(store: str, inputs: list[str], corpus: str = "default", format: 
         Store.open(store, create=True)  # later steps (score, mixtures) find an empty store, not a missing one
         print(f"{corpus}: {exc}; nothing to ingest this time")
         return {"corpus": corpus, "status": "no-inputs", "read": 0}
-    reasons = "".join(f"| {k} | {v} |\n" for k, v in sorted(s.reasons.items()))
-    create_markdown_artifact(
-        f"## curate ingest `{corpus}`\n\nstatus: **{s.status}**{' (resumed)' if s.resumed else ''}\n\n"
-        f"| read | kept | quarantined | duplicates | MB | seconds |\n|---|---|---|---|---|---|\n"
-        f"| {s.read} | {s.kept} | {s.quarantined} | {s.duplicates} | {s.bytes_kept / 1e6:.1f} | {s.seconds:.1f} |\n"
-        + (f"\n| reason | records |\n|---|---|\n{reasons}" if reasons else ""),
-        key="curate-ingest",
-    )
+    counts = markdown_table(["read", "kept", "quarantined", "duplicates", "MB", "seconds"],
+                            [[s.read, s.kept, s.quarantined, s.duplicates, f"{s.bytes_kept / 1e6:.1f}", f"{s.seconds:.1f}"]])
+    reasons = markdown_table(["reason", "records"], sorted(s.reasons.items())) if s.reasons else []
+    create_markdown_artifact("\n".join([f"## curate ingest `{corpus}`", "",
+                                        f"status: **{s.status}**{' (resumed)' if s.resumed else ''}", "", *counts,
+                                        *([""] + reasons if reasons else [])]) + "\n", key="curate-ingest")
     print(f"{corpus}: read {s.read} = kept {s.kept} + quarantined {s.quarantined} + duplicates {s.duplicates}")
     return s.to_dict()

@@ -10,9 +10,10 @@ from prefect.cache_policies import NO_CACHE
 
 from curate.errors import CurateError
 from curate.execute import ScoreReport, run_scorer
+from curate.render import markdown_rows
+from curate.scoring import Scorer
 from curate.store import Store
-from flows.scorer_specs import build_scorers
-from scorers.base import Scorer
+from scorers.registry import build_scorers
 
 
 class ShardFailures(CurateError):
@@ -31,13 +32,11 @@ def score_task(store: Store, scorer: Scorer, corpora: list[str] | None, workers:
 
 
 def reports_markdown(reports: list[ScoreReport]) -> str:
-    rows = [r.as_row() for r in reports]
-    head = "| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]) + "\n"
-    body = "".join("| " + " | ".join(str(v) for v in r.values()) + " |\n" for r in rows)
+    table = "\n".join(markdown_rows([r.as_row() for r in reports])) + "\n"
     failures = "".join(
         f"- `{r.scorer}` `{f['shard']}` after {f['attempts']} attempt(s): {f['error']}\n" for r in reports for f in r.failed
     )
-    return "## curate score\n\n" + head + body + (f"\n### failed shards\n\n{failures}" if failures else "")
+    return "## curate score\n\n" + table + (f"\n### failed shards\n\n{failures}" if failures else "")
 
 
 @flow(name="score", log_prints=True)

@@ -9,6 +9,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from curate.lm.train import DEFAULT_SQL, seed_runs, train_lm
+from curate.render import markdown_table
 
 
 @flow(name="train-lm", log_prints=True)
@@ -17,11 +18,10 @@ def train_lm_flow(store: str, name: str = "tiny-lm", config: str = "tiny", seeds
     """Train ``name`` (``seeds`` > 1: ``name-s0``, ``name-s1``, ... with seeds ``seed``, ``seed+1``, ...)."""
     cards = [train_lm(store, n, config=config, seed=s, tokens=tokens, sql=sql, progress=progress)
              for n, s in seed_runs(name, seed, seeds)]
-    rows = "".join(f"| {c.name} | {c.params:,} | {c.tokens_seen:,} | {c.heldout_loss:.4f} | {c.heldout_bits_per_byte:.4f} "
-                   f"| {c.wall_seconds:.1f} |\n" for c in cards)
-    create_markdown_artifact(
-        "## reference LMs\n\n| model | params | tokens seen | held-out loss (nats/token) | bits/byte | wall s |\n"
-        f"|---|---|---|---|---|---|\n{rows}", key="curate-train-lm")
+    table = markdown_table(["model", "params", "tokens seen", "held-out loss (nats/token)", "bits/byte", "wall s"],
+                           [[c.name, f"{c.params:,}", f"{c.tokens_seen:,}", f"{c.heldout_loss:.4f}",
+                             f"{c.heldout_bits_per_byte:.4f}", f"{c.wall_seconds:.1f}"] for c in cards])
+    create_markdown_artifact("\n".join(["## reference LMs", "", *table]) + "\n", key="curate-train-lm")
     for c in cards:
         print(f"{c.name}: {c.params:,} params, {c.tokens_seen:,} tokens, held-out {c.heldout_bits_per_byte:.3f} bits/byte")
     return [asdict(c) for c in cards]

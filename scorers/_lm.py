@@ -22,7 +22,8 @@ from curate.lm.load import (
     resolve_dtype,
     weights_sha256,
 )
-from scorers.base import BaseScorer
+from curate.scoring import BaseScorer
+from curate.store import Store
 
 DEFAULT_WINDOW = 512
 SMALL_BATCH_TOKENS = 16384
@@ -51,6 +52,30 @@ class LMScorer(BaseScorer):
     """
 
     bf16_any_size: ClassVar[bool] = False
+    model_kind: ClassVar[str | None] = "lm"
+    #: the model :meth:`from_store` resolves when none is named, and whether the scorer takes exactly one
+    default_model: ClassVar[str] = "proxy"
+    single_model: ClassVar[bool] = False
+
+    @classmethod
+    def from_store(cls, store: Store, **settings: Any) -> LMScorer:
+        """``model`` (or ``models``: a list or comma-separated) names LMs: a model in the store's ``models/``,
+        a ``--seeds`` family (``proxy`` -> ``proxy-s0``, ``proxy-s1``, ...), a local checkpoint directory or
+        ``smollm2-135m``; ``model_path(s)`` are taken as they are."""
+        from curate.lm.load import resolve_lm_paths
+
+        if not {"model_path", "model_paths"} & set(settings):
+            wanted = settings.pop("models", None) or settings.pop("model", cls.default_model)
+            wanted = wanted.split(",") if isinstance(wanted, str) else list(wanted)
+            paths = [p for w in wanted for p in resolve_lm_paths(store, w)]
+            if cls.single_model:
+                if len(paths) != 1:
+                    raise ConfigError(f"{cls.name} scores with one model; {', '.join(wanted)} name "
+                                      f"{len(paths)}: name one member, e.g. {Path(paths[0]).name}")
+                settings["model_path"] = paths[0]
+            else:
+                settings["model_paths"] = paths
+        return cls(**settings)
 
     def __init__(self, model_paths: list[str | Path], *, max_tokens: int, window: int | None,
                  stride: int | None, batch_tokens: int | None, dtype: str, **extra: Any) -> None:

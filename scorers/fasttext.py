@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from curate.errors import ConfigError
-from scorers._fasttext import FastTextModelScorer, heads, label_and_top
+from curate.fasttext import FastTextModelScorer, heads, label_and_top
 
 
 class FastTextScorer(FastTextModelScorer):

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scorers._fasttext import FastTextModelScorer, predict_batch, top_k_array
+from curate.fasttext import FastTextModelScorer, predict_batch, top_k_array
 
 UNDETERMINED = "und"  # ISO 639-2 code for "undetermined": empty or blank text
 TOP_K = 3

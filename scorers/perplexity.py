@@ -33,6 +33,8 @@ class PerplexityScorer(LMScorer):
     name: ClassVar[str] = "perplexity"
     version: ClassVar[str] = "1"
     bf16_any_size: ClassVar[bool] = True  # batched forwards are FLOP-bound even for tiny models
+    default_model: ClassVar[str] = "tiny-lm"
+    single_model: ClassVar[bool] = True
 
     def __init__(self, model_path: str | Path, max_tokens: int = 1024, window: int | None = None,
                  stride: int | None = None, batch_tokens: int | None = None, dtype: str = "auto") -> None:

@@ -21,7 +21,12 @@ with a 90% interval (:mod:`~curate.experiment.multiplier`)::
 from __future__ import annotations
 
 from curate.experiment.methods import METHODS, parse_methods
-from curate.experiment.multiplier import Estimate, Multiplier, multiplier_interval, token_multiplier
+from curate.experiment.multiplier import (
+           Estimate,
+           Multiplier,
+           multiplier_interval,
+           token_multiplier,
+)
 from curate.experiment.run import run_experiment
 from curate.experiment.scales import SCALES, Scale, get_scale
 from curate.experiment.targets import BUILTIN as TARGETS

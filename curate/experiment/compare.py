@@ -14,7 +14,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from curate.experiment.multiplier import at_tokens, difference_interval, multiplier_interval
+from curate.experiment.multiplier import (
+    at_tokens,
+    difference_interval,
+    multiplier_interval,
+)
 from curate.experiment.targets import Target
 
 #: the noise gate: random's seed standard deviation at the budget must not exceed this (bits per byte)

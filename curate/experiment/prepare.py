@@ -75,7 +75,7 @@ def overlap_exclusion(con: duckdb.DuckDBPyConnection, pool: str, targets: list[T
         t0 = time.perf_counter()
         found = find_overlap(con, f"SELECT doc_id, text FROM docs WHERE {pool_where(pool)}", target_sql,
                              threshold=threshold)
-        domains = dict(con.sql(f"""SELECT CAST(domain AS VARCHAR), count(*) FROM docs
+        domains = dict(con.sql("""SELECT CAST(domain AS VARCHAR), count(*) FROM docs
                                    WHERE doc_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1 ORDER BY 1""",
                                params=[found.excluded]).fetchall()) if found.excluded else {}
         info = {**found.summary(), "threshold": threshold, "excluded_by_domain": domains,
@@ -110,7 +110,7 @@ def preselect_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, targe
                      out: Path, *, exclude_sql: str, threads: int, log: Callable[[str], None]) -> dict[str, Any]:
     """Train (or reuse) the target's PreSelect selector and score the pool with it."""
     import curate.preselect as preselect
-    from scorers.preselect import PreSelectScorer
+    from curate.preselect.scorer import PreSelectScorer
 
     name = f"preselect-exp-{slug(target.name)}"
     pool_sql = (f"SELECT doc_id, text, CAST(domain AS VARCHAR) AS domain FROM docs WHERE {pool_where(pool)} "

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.experiment.methods import METHODS
+from curate.render import markdown_rows
 
 RESULTS, REPORT = "results.json", "report.md"
 
@@ -38,13 +39,6 @@ def table_rows(cmp: dict[str, Any]) -> list[dict[str, str]]:
                     "token multiplier (90% interval)": m["text"] if row["method"] != "random" else "1× (noise floor)",
                     "trained on": _mix(row["trained_on"]), "note": extra})
     return out
-
-
-def _md_table(rows: list[dict[str, Any]]) -> list[str]:
-    head = list(rows[0])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
-    return lines
 
 
 def noise_note(result: dict[str, Any]) -> str:
@@ -84,7 +78,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"## Target `{name}`: {cmp['label']}", "",
                   f"{tgt['eval_docs']:,} evaluation documents ({tgt['eval_bytes']:,} bytes, each cut to "
                   f"{sc['eval_max_bytes']} bytes); {tgt['reference_docs']:,} reference documents the target-aware "
-                  "methods see.", "", *_md_table(table_rows(cmp)), "", f"![{name}]({plot_name(name)})", ""]
+                  "methods see.", "", *markdown_rows(table_rows(cmp)), "", f"![{name}]({plot_name(name)})", ""]
     lines += ["## Methods", ""]
     for name in cfg["methods"]:
         lines.append(f"- **{name}**: {METHODS[name].label}.")

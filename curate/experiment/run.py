@@ -23,8 +23,13 @@ from typing import Any
 
 from curate.errors import ConfigError
 from curate.experiment.compare import compare_all
-from curate.experiment.features import ensure_features, prepare_store
-from curate.experiment.methods import METHODS, parse_methods, pool_domain_shares, pool_where
+from curate.experiment.setup import ensure_features, prepare_store
+from curate.experiment.methods import (
+    METHODS,
+    parse_methods,
+    pool_domain_shares,
+    pool_where,
+)
 from curate.experiment.prepare import (
     closest_scores,
     corpus_signature,

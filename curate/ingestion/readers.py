@@ -22,7 +22,13 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from curate.errors import ConfigError, NoInputFiles
-from curate.ingestion.fields import FieldMap, Quarantine, normalize_rows, normalize_table, too_large
+from curate.ingestion.fields import (
+    FieldMap,
+    Quarantine,
+    normalize_rows,
+    normalize_table,
+    too_large,
+)
 from curate.ingestion.schema import Reason
 
 CHUNK_BYTES = 8 << 20  # JSON bytes handed to pyarrow per block

@@ -87,7 +87,7 @@ def ingest(
         raise ConfigError(f"meta must be 'rest' or 'none', got {fields.meta!r}")
     srcs = sources if isinstance(sources, (list, tuple)) else [sources]
     inputs = discover(list(srcs), format, text_glob)
-    st = store if isinstance(store, Store) else Store.open(store, create=True)
+    st = Store.of(store, create=True)
     # two ingests into one corpus would both write part-N and drop each other's shards as orphans:
     # the second waits (then finds its inputs done) or, with CURATE_LOCK_TIMEOUT, fails naming the first
     with store_lock(st, f"ingest-{corpus}", f"ingest into corpus {corpus!r} of {st.uri}", timeout=default_timeout()):

@@ -187,7 +187,7 @@ def train_lm(
     from curate.progress import progress as progress_bar
     from curate.query import connect
 
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     model_dir = st.models_dir(name)
     if schedule not in SCHEDULES:
         raise ConfigError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, got {schedule!r}")

@@ -3,7 +3,7 @@
 Each stage: probe a held-out slice with one optimizer step each and measure the
 reference loss (:mod:`~curate.mates.oracle`); train an influence model on the
 z-scored oracle (:mod:`~curate.mates.influence`); predict every candidate of a
-fresh pool through the scoring engine (``scorers.mates``); keep 20% by exact
+fresh pool through the scoring engine (``curate.mates.scorer``); keep 20% by exact
 Gumbel-top-k (:mod:`~curate.mates.select`). Python users::
 
     from curate.mates import MatesSelector

@@ -161,7 +161,7 @@ def train_influence(store: Store | str, name: str, texts: list[str], oracle: np.
     """
     if kind not in KINDS:
         raise ConfigError(f"influence kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     oracle = np.asarray(oracle, dtype=np.float64)
     keep = np.isfinite(oracle)
     texts_k = [t for t, k in zip(texts, keep) if k]

@@ -226,14 +226,12 @@ def probe_oracle(model: Any, encoder: Encoder, reference_texts: list[str], texts
     """
     if workers <= 1 or len(texts) < 2 * workers:
         return Prober(model, encoder, reference_texts, settings, context=context, moments=moments).run(texts, progress)
-    from curate.execute import init_ray
+    from curate.execute import map_on_ray
 
-    ray = init_ray(ray_address)
-    payload = ray.put((model, encoder, reference_texts, settings, context, moments))
-    remote = ray.remote(num_cpus=1)(_probe_part)
     bounds = np.linspace(0, len(texts), workers + 1).astype(int)
     t0 = time.perf_counter()
-    parts = ray.get([remote.remote(payload, texts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])])
+    parts = map_on_ray(_probe_part, (model, encoder, reference_texts, settings, context, moments),
+                       [texts[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])], ray_address=ray_address)
     wall = time.perf_counter() - t0
     post = np.concatenate([p.post_loss for p in parts])
     pre = parts[0].pre_loss

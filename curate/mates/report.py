@@ -8,26 +8,16 @@ same Markdown as an artifact; this module never imports Prefect.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from curate.mates.oracle import OracleResult
+from curate.render import markdown_table, png_bytes
 from curate.store import Store
 
 REPORT_FILE, ORACLE_PLOT, DOMAIN_PLOT = "report.md", "oracle.png", "domains.png"
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})  # no metadata: same inputs, same bytes
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def _figures(summary: dict[str, Any], oracle: OracleResult, heldout: np.ndarray) -> tuple[bytes, bytes]:
@@ -49,7 +39,7 @@ def _figures(summary: dict[str, Any], oracle: OracleResult, heldout: np.ndarray)
     b.set_xlabel("oracle (z-scored post-step loss)")
     b.set_ylabel("held-out prediction")
     b.set_title(f"Spearman {summary['influence']['spearman_heldout']:.3f} on {int(ok.sum())} held-out probes")
-    oracle_png = _png(fig)
+    oracle_png = png_bytes(fig)
 
     sel = summary["selection"]
     domains = sorted(set(sel["pool_domain_shares"]) | set(sel["selected_domain_shares"]))
@@ -61,12 +51,7 @@ def _figures(summary: dict[str, Any], oracle: OracleResult, heldout: np.ndarray)
     ax.set_ylabel("share of documents")
     ax.set_title(f"stage {summary['stage']}: domain shares, keep {sel['keep']:.0%} by Gumbel-top-k (tau {sel['tau']})")
     ax.legend()
-    return oracle_png, _png(fig)
-
-
-def _rows(head: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return out + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
+    return oracle_png, png_bytes(fig)
 
 
 def markdown(summary: dict[str, Any], probes: pa.Table, oracle: OracleResult) -> str:
@@ -101,7 +86,7 @@ def markdown(summary: dict[str, Any], probes: pa.Table, oracle: OracleResult) ->
     for dom, delta in zip(probes.column("domain").to_pylist(), oracle.delta):
         if np.isfinite(delta):
             by_dom.setdefault(str(dom), []).append(float(delta))
-    lines += _rows(["domain", "pool share", "selected share", "probes", "mean oracle change"],
+    lines += markdown_table(["domain", "pool share", "selected share", "probes", "mean oracle change"],
                    [[dm, f"{sel['pool_domain_shares'].get(dm, 0):.1%}", f"{sel['selected_domain_shares'].get(dm, 0):.1%}",
                      len(by_dom.get(dm, [])), f"{np.mean(by_dom[dm]):+.2e}" if by_dom.get(dm) else ""] for dm in doms])
     lines += ["", "Files: probes.parquet, pool.parquet, influence_card.json, selection.parquet, selection.sql, stage.json."]

@@ -58,7 +58,7 @@ class MatesSelector:
                  influence_options: dict[str, Any] | None = None, probe_settings: ProbeSettings | None = None,
                  workers: int = 0, score_workers: int | None = 0, threads: int | None = None,
                  progress: bool | None = False) -> None:
-        self.store = store if isinstance(store, Store) else Store.open(store)
+        self.store = Store.of(store)
         self.proxy = proxy
         self.threads = threads
         self.config = StageConfig(run=run, candidates_sql=pool_sql, reference_sql=reference_sql, probe_sql=probe_sql,

@@ -29,7 +29,12 @@ import pyarrow.parquet as pq
 
 from curate.errors import ConfigError, CurateError
 from curate.lm.load import LoadedLM
-from curate.mates.data import StageData, default_candidates_sql, default_reference_sql, stage_data
+from curate.mates.data import (
+    StageData,
+    default_candidates_sql,
+    default_reference_sql,
+    stage_data,
+)
 from curate.mates.oracle import OracleResult, ProbeSettings, probe_oracle
 from curate.mates.select import gumbel_top_k, keep_count
 from curate.store import Store, check_name
@@ -120,8 +125,8 @@ def _probe_table(data: StageData, oracle: OracleResult, heldout: np.ndarray) -> 
 def _predict_pool(st: Store, cfg: StageConfig, fit_model: str, table: str, pool_rel: str) -> tuple[pa.Table, Any]:
     """Score the pool through the engine (feature table ``table``), then read back (doc_id, domain, prediction)."""
     from curate.execute import run_scorer
+    from curate.mates.scorer import MatesScorer
     from curate.query import connect
-    from scorers.mates import MatesScorer
 
     scorer = MatesScorer(st.path(st.models_dir(fit_model)), table=table, pool=st.path(pool_rel))
     report = run_scorer(st, scorer, workers=cfg.score_workers, progress=cfg.progress)
@@ -148,7 +153,7 @@ def run_stage(store: Store | str, lm: LoadedLM, stage: int, cfg: StageConfig, *,
     from curate.mates.report import write_report
     from curate.query import connect
 
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     if not st.is_local:
         raise ConfigError("MATES stages need a local store (the influence encoder and DuckDB read local files)")
     if stage < 0:

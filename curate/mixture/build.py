@@ -19,7 +19,6 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.errors import CurateError
+from curate.mixture.manifest import MixtureManifest
 from curate.mixture.plan import Plan, ShortfallError, plan_mixture, shortfall_message
 from curate.mixture.spec import MixtureSpec, load_spec
 from curate.store import Store
@@ -46,35 +46,6 @@ PART_SCHEMA = PLAN_SCHEMA.append(pa.field("text", pa.large_string(), nullable=Fa
 IDS_FIELD = pa.field("token_ids", pa.large_list(pa.int32()), nullable=False)
 ROW_GROUP_ROWS = 2048
 PART_TOKENS = 64 << 20  # tokens per output shard (bytes tokenizer: ~64 MB of text)
-
-
-@dataclass(frozen=True)
-class MixtureManifest:
-    """What ``build_mixture`` wrote; ``data`` is the parsed ``manifest.json``."""
-
-    store: Store
-    name: str
-    data: dict[str, Any]
-
-    @property
-    def dir(self) -> str:
-        return self.store.mixtures_dir(self.name)
-
-    @property
-    def parts(self) -> list[dict[str, Any]]:
-        return self.data["parts"]
-
-    @property
-    def fingerprint(self) -> str:
-        return self.data["fingerprint"]
-
-    @classmethod
-    def load(cls, store: Store | str, name: str) -> MixtureManifest:
-        st = store if isinstance(store, Store) else Store.open(store)
-        data = st.read_json(f"{st.mixtures_dir(name)}/manifest.json")
-        if data is None:
-            raise CurateError(f"no mixture {name!r} in store {st.uri!r}: build it with `curate mix build SPEC`")
-        return cls(st, name, data)
 
 
 def store_fingerprint(store: Store) -> dict[str, str]:
@@ -215,7 +186,7 @@ def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], 
     """
     from curate.query import connect
 
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     sp = spec if isinstance(spec, MixtureSpec) else load_spec(spec)
     if reuse:
         built = st.read_json(f"{st.mixtures_dir(sp.name)}/manifest.json")

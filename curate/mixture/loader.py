@@ -54,11 +54,11 @@ class MixtureDataset(IterableDataset):
 
     def __init__(self, store: Store | str | os.PathLike[str], name: str, seq_len: int, *,
                  rank: int | None = None, world_size: int | None = None, loop: bool = False) -> None:
-        from curate.mixture.build import MixtureManifest
+        from curate.mixture.manifest import MixtureManifest
 
         if seq_len < 1:
             raise CurateError(f"seq_len must be >= 1, got {seq_len}")
-        st = store if isinstance(store, Store) else Store.open(store)
+        st = Store.of(store)
         self.manifest = MixtureManifest.load(st, name)
         r, w = _dist_default()
         self.rank = r if rank is None else rank

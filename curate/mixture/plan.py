@@ -266,7 +266,7 @@ def plan_mixture(store: Store | str, spec: MixtureSpec, *, con: duckdb.DuckDBPyC
     from curate.mixture.tokens import ensure_token_counts, resolve_tokenizer
     from curate.query import connect, define_views
 
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     con = con if con is not None else connect(st)
     con.execute("SET enable_progress_bar = false")
     check_against_store(spec, con)

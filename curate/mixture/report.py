@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
-if TYPE_CHECKING:
-    from curate.mixture.build import MixtureManifest
+from curate.mixture.manifest import MixtureManifest
+from curate.render import markdown_table, png_bytes
 
 STEPS = 50  # bins along training for the share plot (more bins: noise from single long documents)
 #: doc_features columns whose pool-vs-selected distributions the report shows, when the store has them
@@ -50,13 +49,6 @@ def score_distributions(con: Any, features: str, pool_sql: str, selected_sql: st
             entry[key] = {"counts": counts, "docs": sum(counts), "median": med}
         out[col] = entry
     return out
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    # no Software/date metadata: the same mixture gives the same bytes
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    return buf.getvalue()
 
 
 def domain_share(manifest: MixtureManifest, steps: int = STEPS) -> tuple[np.ndarray, list[str], np.ndarray, list[float]]:
@@ -122,9 +114,7 @@ def write_report(manifest: MixtureManifest) -> list[str]:
     ax.set_xlim(x[0], x[-1])
     ax.set_title(f"{manifest.name}: domain share across training (dashed: phase switch)")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.tight_layout()
-    st.write_bytes(f"{base}/domain_share.png", _png(fig))
-    plt.close(fig)
+    st.write_bytes(f"{base}/domain_share.png", png_bytes(fig))
 
     rows = table_rows(manifest)
     phases = [p["name"] for p in manifest.data["phases"]]
@@ -137,9 +127,7 @@ def write_report(manifest: MixtureManifest) -> list[str]:
     ax.set_ylabel("tokens (M)")
     ax.set_title("tokens per phase x domain")
     ax.legend()
-    fig.tight_layout()
-    st.write_bytes(f"{base}/tokens.png", _png(fig))
-    plt.close(fig)
+    st.write_bytes(f"{base}/tokens.png", png_bytes(fig))
 
     written = ["report.md", "domain_share.png", "tokens.png"]
     scores = st.read_json(f"{base}/scores.json") or {}
@@ -155,9 +143,7 @@ def write_report(manifest: MixtureManifest) -> list[str]:
             ax.set_ylabel("share of documents")
             ax.legend(fontsize=7)
         fig.suptitle(f"{manifest.name}: scores of the selected documents vs the pool")
-        fig.tight_layout()
-        st.write_bytes(f"{base}/scores.png", _png(fig))
-        plt.close(fig)
+        st.write_bytes(f"{base}/scores.png", png_bytes(fig))
         written.append("scores.png")
     st.write_bytes(f"{base}/report.md", markdown(manifest, rows, scores).encode())
     return [f"{base}/{n}" for n in written]
@@ -180,25 +166,24 @@ def markdown(manifest: MixtureManifest, rows: list[dict[str, Any]] | None = None
         "",
         "## Tokens per phase x domain",
         "",
-        "| phase | domain | weight | target | tokens | docs | uses | max epoch | supply tokens | shortfall |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *markdown_table(["phase", "domain", "weight", "target", "tokens", "docs", "uses", "max epoch", "supply tokens",
+                         "shortfall"],
+                        [[r["phase"], r["domain"], f"{r['weight']:g}", f"{r['target']:,}", f"{r['tokens']:,}",
+                          f"{r['docs']:,}", f"{r['uses']:,}", r["max_epoch"], f"{r['supply_tokens']:,}",
+                          f"{r['shortfall']:,}"] for r in rows], align="llrrrrrrrr"),
     ]
-    for r in rows:
-        lines.append(f"| {r['phase']} | {r['domain']} | {r['weight']:g} | {r['target']:,} | {r['tokens']:,} | "
-                     f"{r['docs']:,} | {r['uses']:,} | {r['max_epoch']} | {r['supply_tokens']:,} | {r['shortfall']:,} |")
     if m["shortfalls"]:
         lines += ["", "## Shortfalls (built with allow_short)", ""]
         lines += [f"- phase `{s['phase']}`, domain `{s['domain']}`: short by {s['shortfall']:,} of {s['target']:,}"
                   for s in m["shortfalls"]]
     if scores:
-        lines += ["", "## Scores: pool vs selected", "", "| score | pool docs | pool median | selected docs | "
-                  "selected median |", "|---|---:|---:|---:|---:|"]
         def g(v: float | None) -> str:
             return "—" if v is None else f"{v:.6g}"
 
-        for r in score_rows(scores):
-            lines.append(f"| {r['score']} | {r['pool docs']:,} | {g(r['pool median'])} | {r['selected docs']:,} | "
-                         f"{g(r['selected median'])} |")
+        lines += ["", "## Scores: pool vs selected", "",
+                  *markdown_table(["score", "pool docs", "pool median", "selected docs", "selected median"],
+                                  [[r["score"], f"{r['pool docs']:,}", g(r["pool median"]), f"{r['selected docs']:,}",
+                                    g(r["selected median"])] for r in score_rows(scores)], align="lrrrr")]
     lines += ["", "![domain share](domain_share.png)", "", "![tokens](tokens.png)", ""]
     if scores:
         lines += ["![scores](scores.png)", ""]

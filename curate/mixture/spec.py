@@ -26,6 +26,7 @@ from pydantic import (
 
 from curate.errors import ConfigError
 from curate.store import check_name
+from curate.view_sql import SQL_DIR
 
 #: sums of weights and fractions are floats typed by people: accept rounding, not mistakes
 SUM_TOLERANCE = 1e-6
@@ -70,7 +71,7 @@ class MixtureSpec(BaseModel):
     seed: int = 0
     max_epochs: int = Field(default=4, ge=1, le=1000)
     corpora: list[str] | None = None  # None: every corpus in the store
-    select: str | None = None  # path to a .sql file returning doc_id (relative to the spec file)
+    select: str | None = None  # a .sql file returning doc_id (relative to the spec file), or sql/<shipped query>
     where: list[str] = Field(default_factory=list)  # SQL conditions over doc_features, ANDed
     weights: dict[str, float]
     phases: list[PhaseSpec] = Field(default_factory=lambda: [PhaseSpec(name="main", fraction=1.0)])
@@ -184,9 +185,12 @@ def load_spec(source: str | os.PathLike[str] | dict[str, Any], *, base_dir: str 
         raise ConfigError(f"{where_from}: invalid mixture spec: " + "; ".join(msgs)) from None
     spec._base_dir = base
     if spec.select:
-        candidates = [base / spec.select, Path(spec.select)]
+        # relative to the spec, to the working directory, or a query shipped with curate (sql/<name>.sql)
+        shipped = SQL_DIR / Path(spec.select).name if Path(spec.select).parent.name in ("sql", "") else None
+        candidates = [base / spec.select, Path(spec.select), *([shipped] if shipped else [])]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise ConfigError(f"select: SQL file {spec.select!r} not found (looked in {base} and the working directory)")
+            raise ConfigError(f"select: SQL file {spec.select!r} not found (looked in {base}, the working directory "
+                              f"and curate's shipped queries {SQL_DIR})")
         spec._select_sql = found.read_text()
     return spec

@@ -30,7 +30,7 @@ class MixtureTokenizer:
                 "vocab_size": self.vocab_size}
 
     def encoder(self) -> Any:
-        from scorers.tokens import load_fast_tokenizer
+        from curate.mixture.token_counts import load_fast_tokenizer
 
         return load_fast_tokenizer(self.path)
 
@@ -57,7 +57,7 @@ def resolve_tokenizer(store: Store, spec: MixtureSpec) -> MixtureTokenizer | Non
         )
     from transformers import AutoTokenizer
 
-    from scorers.tokens import tokenizer_sha256
+    from curate.mixture.token_counts import tokenizer_sha256
 
     tok = AutoTokenizer.from_pretrained(str(found), use_fast=True)
     eos = tok.eos_token_id if tok.eos_token_id is not None else tok.pad_token_id
@@ -70,7 +70,7 @@ def resolve_tokenizer(store: Store, spec: MixtureSpec) -> MixtureTokenizer | Non
 def ensure_token_counts(store: Store, tokenizer: MixtureTokenizer, *, progress: bool | None = None) -> bool:
     """Count every document's tokens into the ``tokens`` table (only missing or stale shards); True if it wrote."""
     from curate.execute import run_scorer
-    from scorers.tokens import TokenCountScorer
+    from curate.mixture.token_counts import TokenCountScorer
 
     report = run_scorer(store, TokenCountScorer(tokenizer=tokenizer.path), workers=0, progress=progress)
     return report.done > 0

@@ -18,7 +18,8 @@ Torch, transformers and fastText load only when these are called.
 from __future__ import annotations
 
 from curate.preselect.apply import score, selector_settings
-from curate.preselect.pipeline import PreSelectCard, train
+from curate.preselect.card import PreSelectCard
+from curate.preselect.pipeline import train
 from curate.selection import top_share, top_share_doc_ids
 
 __all__ = ["PreSelectCard", "score", "selector_settings", "top_share", "top_share_doc_ids", "train"]

@@ -16,7 +16,7 @@ MODEL_FILE, CARD_FILE = "model.bin", "card.json"
 
 def selector_settings(store: Store, name: str = "preselect") -> dict[str, Any]:
     """Scorer settings for a selector trained in the store: its path and the cap it was trained with."""
-    from scorers._fasttext import store_model_file
+    from curate.fasttext import store_model_file
 
     path = store_model_file(store, name, "PreSelect selector", "curate preselect train", MODEL_FILE)
     card = store.read_json(f"{store.models_dir(name)}/{CARD_FILE}") or {}
@@ -39,9 +39,9 @@ def score(store: Store | str, *, name: str = "preselect", model_path: str | None
     Shards already scored by the same model and settings are skipped.
     """
     from curate.execute import run_scorer
-    from scorers.preselect import PreSelectScorer
+    from curate.preselect.scorer import PreSelectScorer
 
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     settings: dict[str, Any] = {"model_path": model_path} if model_path else selector_settings(st, name)
     if positive_label is not None:
         settings["positive_label"] = positive_label

@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from curate.errors import ConfigError
 from curate.preselect import family as fam
 from curate.preselect import strength as stg
 from curate.preselect.apply import CARD_FILE, MODEL_FILE
+from curate.preselect.card import PreSelectCard
 from curate.preselect.data import load_texts, resolve_sets
 from curate.preselect.selector import (
     FASTTEXT_PARAMS,
@@ -40,38 +41,6 @@ from curate.preselect.selector import (
 from curate.store import Store
 
 FAMILY_FILE, STRENGTH_FILE = "family.json", "strength.parquet"
-
-
-@dataclass
-class PreSelectCard:
-    """What a PreSelect selector is, what family and documents it came from, and how well it separates them."""
-
-    name: str
-    family: list[dict[str, Any]]  # ranked best first: name, source, params, target_bpc, target_loss, rank ...
-    ranked_by: str
-    target: str
-    pool_sql: str
-    sample_docs: int
-    max_chars: int
-    strength: dict[str, Any]  # max, distribution, perfect, perfect_share, mean_normalized
-    positives: int
-    negatives: int
-    class_balance: dict[str, dict[str, int]]  # split -> label -> docs
-    positives_by_domain: dict[str, dict[str, int]]  # domain -> sampled, positives, negatives
-    train_docs: int
-    valid_docs: int
-    valid_auc: float
-    valid_accuracy: float
-    score_quantiles: dict[str, float]  # P(positive) over the whole sample: min, p10, p50, p90, max
-    positive_label: str
-    negative_label: str
-    fasttext: dict[str, Any]
-    preprocess: dict[str, Any]
-    sha256: str
-    request: str
-    seconds: dict[str, float]
-    created: str
-    report: list[str] = field(default_factory=list)
 
 
 def _request_hash(payload: dict[str, Any]) -> str:
@@ -131,7 +100,7 @@ def train(
     from curate.preselect.report import write_report
     from curate.query import connect
 
-    st = store if isinstance(store, Store) else Store.open(store)
+    st = Store.of(store)
     if sample_docs < 10 or target_docs < 1 or max_chars < 1:
         raise ConfigError("sample_docs must be at least 10, target_docs and max_chars positive")
     specs = list(fam.DEFAULT_MEMBERS if members is None else members)

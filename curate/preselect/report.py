@@ -6,15 +6,13 @@ Prefect flow publishes the same Markdown as an artifact; this module never impor
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from curate.preselect.card import PreSelectCard
+from curate.render import markdown_table, png_bytes
 from curate.store import Store
-
-if TYPE_CHECKING:
-    from curate.preselect.pipeline import PreSelectCard
 
 REPORT_FILE, PLOT_FILE = "report.md", "strength.png"
 EXAMPLES = 10
@@ -44,22 +42,13 @@ def _plot(card: PreSelectCard, probs: np.ndarray, labels: np.ndarray) -> bytes:
     b.set_xlabel("selector P(positive)")
     b.set_title(f"selector on the sample (validation AUC {card.valid_auc:.3f})")
     b.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})  # no metadata: same inputs, same bytes
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def _snippet(text: str) -> str:
     s = " ".join(text.split())
     s = s if len(s) <= SNIPPET else s[:SNIPPET - 1] + "…"
     return s.replace("|", "\\|").replace("`", "'")
-
-
-def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-            *("| " + " | ".join(str(v) for v in r) + " |" for r in rows)]
 
 
 def markdown(card: PreSelectCard, sample: dict[str, list[Any]], strength: np.ndarray, probs: np.ndarray) -> str:
@@ -82,20 +71,20 @@ def markdown(card: PreSelectCard, sample: dict[str, list[Any]], strength: np.nda
         "## Family (best first, measured)",
         "",
     ]
-    lines += _table(["rank", "model", "source", "params", "target bits/char", "target nats/token", "accuracy", "trained as"],
+    lines += markdown_table(["rank", "model", "source", "params", "target bits/char", "target nats/token", "accuracy", "trained as"],
                     [[m["rank"], m["name"], m["source"], f"{m['params']:,}" if m["params"] else "?",
                       f"{m['target_bpc']:.4f}", f"{m['target_loss']:.4f}",
                       "" if m["accuracy"] is None else f"{m['accuracy']:g}", _spec(m["spec"])] for m in card.family])
     lines += ["", "## Predictive strength", "", f"![strength]({PLOT_FILE})", ""]
-    lines += _table(["strength", "documents"], [[k, v] for k, v in s["distribution"].items()])
+    lines += markdown_table(["strength", "documents"], [[k, v] for k, v in s["distribution"].items()])
     lines += ["", "## Where positives come from", ""]
-    lines += _table(["domain", "sampled", "positives", "positive share", "negatives"],
+    lines += markdown_table(["domain", "sampled", "positives", "positive share", "negatives"],
                     [[d, r["sampled"], r["positives"], f"{r['positives'] / max(r['sampled'], 1):.1%}", r["negatives"]]
                      for d, r in card.positives_by_domain.items()])
     order = np.argsort(-probs, kind="stable")
     for title, idx in (("highest", order[:EXAMPLES]), ("lowest", order[::-1][:EXAMPLES])):
         lines += ["", f"## The {EXAMPLES} {title}-scored sampled documents", ""]
-        lines += _table(["P(positive)", "strength", "domain", "doc_id", "text"],
+        lines += markdown_table(["P(positive)", "strength", "domain", "doc_id", "text"],
                         [[f"{probs[i]:.4f}", int(strength[i]), sample["domain"][i], f"`{sample['doc_id'][i][:12]}`",
                           _snippet(sample["text"][i])] for i in idx])
     return "\n".join(lines) + "\n"

@@ -96,7 +96,7 @@ class SelectorFit:
 def fit_selector(texts: list[str], ex: Examples, out_file: Path, *, params: dict[str, Any] | None = None,
                  threads: int | None = None, seed: int = 0) -> SelectorFit:
     """Train on ``ex.train``, evaluate on ``ex.valid``; the model is written to ``out_file``."""
-    from scorers._fasttext import fit_supervised, label_probs, load_fasttext
+    from curate.fasttext import fit_supervised, label_probs, load_fasttext
 
     params = {**FASTTEXT_PARAMS, **(params or {})}
     fit_supervised(((ex.labels[i], texts[i]) for i in ex.train), out_file, threads=threads, seed=seed, **params)
@@ -111,6 +111,6 @@ def fit_selector(texts: list[str], ex: Examples, out_file: Path, *, params: dict
 
 def selector_probs(model_file: str | Path, texts: list[str]) -> np.ndarray:
     """P(positive) of each text under a selector file (exactly what the ``preselect`` scorer computes)."""
-    from scorers._fasttext import label_probs, load_fasttext
+    from curate.fasttext import label_probs, load_fasttext
 
     return label_probs(load_fasttext(model_file), texts, POSITIVE)

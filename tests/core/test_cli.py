@@ -61,6 +61,7 @@ def test_errors_are_one_clear_line_with_exit_code_2(tmp_path, real_docs, write_j
 
 def test_flows_options_are_checked_before_anything_is_registered(tmp_path):
     """Schedules and --param overrides are refused with one line (exit 2) before any deployment reaches Prefect."""
+    import flows.deployments  # noqa: F401  Prefect sets up its log handlers at import: on the real stdout, not the runner's
     base = ["flows", "serve", "--store", str(tmp_path / "st")]
     cases = {
         ("--cron", "0 * * * *", "--interval", "60"): "either --cron or --interval, not both",

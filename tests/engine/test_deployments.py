@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from curate import connect
-from tests.engine._procs import BIN, free_port, kill_group, prefect_env, start_group, start_prefect_server, tail
+from tests.engine._procs import (
+    BIN,
+    free_port,
+    kill_group,
+    prefect_env,
+    start_group,
+    start_prefect_server,
+    tail,
+)
 
 CRON = "0 0 1 1 *"  # valid, and does not fire during the test
 

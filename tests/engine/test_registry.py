@@ -9,7 +9,7 @@ import pytest
 
 from curate.errors import ConfigError
 from curate.execute import run_scorer
-from scorers.base import Scorer
+from curate.scoring import Scorer
 from scorers.registry import ENTRY_POINT_GROUP, available, get_scorer
 
 
@@ -33,7 +33,7 @@ def test_third_party_scorer_via_entry_point(tmp_path, monkeypatch, sharded_store
     (pkg / "__init__.py").write_text(textwrap.dedent('''
         import pyarrow as pa
         import pyarrow.compute as pc
-        from scorers.base import BaseScorer
+        from curate.scoring import BaseScorer
 
         class ShoutScorer(BaseScorer):
             name = "shout"

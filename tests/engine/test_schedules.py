@@ -32,7 +32,15 @@ import yaml
 
 from curate import connect
 from curate.embedded import write_jsonl
-from tests.engine._procs import BIN, free_port, kill_group, prefect_env, start_group, start_prefect_server, tail
+from tests.engine._procs import (
+    BIN,
+    free_port,
+    kill_group,
+    prefect_env,
+    start_group,
+    start_prefect_server,
+    tail,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +108,10 @@ class Pipeline:
     def wait_for_run(self, deployment: str, after: datetime | None = None, timeout: float = 240) -> Any:
         """The first scheduler-created run of ``deployment`` (flow/name) started after ``after``, once completed."""
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterDeploymentId,
+        )
         from prefect.exceptions import ObjectNotFound
         from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -17,7 +17,7 @@ from curate import connect
 from curate.cli import app
 from curate.execute import run_scorer
 from curate.store import Store
-from scorers.registry import BUILTIN, get_scorer
+from scorers.registry import builtin, get_scorer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def poisoned_store(tmp_path, real_docs, write_jsonl, monkeypatch):
     from curate import ingest
 
     ingest([write_jsonl(tmp_path / "d.jsonl", docs)], store, "c", shard_rows=50)
-    monkeypatch.setitem(BUILTIN, "failing", "tests.engine.failing_scorer:FailingScorer")
+    monkeypatch.setitem(builtin(), "failing", "tests.engine.failing_scorer:FailingScorer")
     return store
 
 

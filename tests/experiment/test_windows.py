@@ -65,7 +65,7 @@ def test_a_last_phase_changes_only_the_tail(con):
 
 def test_excluded_documents_are_never_drawn(con):
     keep_one = "SELECT doc_id FROM docs WHERE corpus = 'c' AND domain = 'math'"
-    everything_but = f"SELECT doc_id FROM docs WHERE corpus = 'c' AND domain <> 'math'"
+    everything_but = "SELECT doc_id FROM docs WHERE corpus = 'c' AND domain <> 'math'"
     d = draw_windows(con, [Phase("main", 1.0, (Component(ALL, 1.0, "pool"),))], 300, 32, seed=0, pool_where=POOL,
                      exclude=everything_but)
     assert set(d.domain_tokens["main"]) == {"math"}

@@ -13,7 +13,7 @@ from curate.errors import ConfigError
 from curate.lm import builtin
 from curate.lm.load import load_causal_lm, resolve_lm_paths
 from curate.store import Store
-from flows.scorer_specs import build_scorers
+from scorers.registry import build_scorers
 
 pytestmark = pytest.mark.slow  # converting the GGUF takes ~30 s
 

@@ -8,7 +8,13 @@ import pytest
 
 from curate.errors import ConfigError
 from curate.lm.load import load_causal_lm, weights_sha256
-from curate.lm.tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, byte_tokenizer, is_byte_model
+from curate.lm.tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    VOCAB_SIZE,
+    byte_tokenizer,
+    is_byte_model,
+)
 from curate.lm.train import PRESETS, build_model, lr_at, train_lm
 from curate.store import Store
 

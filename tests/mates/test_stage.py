@@ -105,7 +105,7 @@ def test_live_model_selection_leaves_the_job_untouched(mates_store):
 def test_mates_scorer_resolves_a_stored_influence_model_by_name(stage0, mates_store):
     import pyarrow as pa
 
-    from flows.scorer_specs import build_scorers
+    from scorers.registry import build_scorers
 
     (scorer,) = build_scorers(mates_store, ["mates"], {"mates": {"model": stage0.model}})
     assert scorer.name == "mates"  # no pool: every document, table "mates"

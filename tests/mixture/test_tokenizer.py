@@ -12,7 +12,7 @@ from curate.errors import ConfigError
 from curate.execute import run_scorer
 from curate.mixture import build_mixture, load_spec, plan_mixture
 from curate.mixture.loader import MixtureDataset
-from scorers.tokens import TokenCountScorer
+from curate.mixture.token_counts import TokenCountScorer
 from tests.mixture._specs import spec_dict
 
 WEIGHTS = {"web": 0.4, "code": 0.3, "math": 0.3}

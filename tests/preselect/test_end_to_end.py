@@ -28,7 +28,7 @@ from curate.preselect.family import Family
 from curate.preselect.selector import roc_auc
 from curate.preselect.strength import predictive_strength
 from curate.store import Store
-from flows.scorer_specs import build_scorers
+from scorers.registry import build_scorers
 from scorers.perplexity import PerplexityScorer
 
 pytestmark = pytest.mark.slow

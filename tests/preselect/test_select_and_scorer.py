@@ -12,12 +12,12 @@ from curate import connect
 from curate.cli import app
 from curate.errors import ConfigError
 from curate.execute import run_scorer
+from curate.fasttext import fit_supervised, label_probs, load_fasttext
+from curate.preselect.scorer import PreSelectScorer
 from curate.query import SQL_DIR
 from curate.selection import top_share, top_share_doc_ids, top_share_sql
 from curate.store import Store
-from flows.scorer_specs import build_scorers
-from scorers._fasttext import fit_supervised, label_probs, load_fasttext
-from scorers.preselect import PreSelectScorer
+from scorers.registry import build_scorers
 
 
 @pytest.fixture(scope="module")

@@ -66,9 +66,9 @@ def hold(store: str, name: str, seconds: str) -> None:
 def gated_cli(*args: str) -> None:
     """The real ``curate`` command line, with ``heuristics`` held at a gate (``--set heuristics.gate=DIR``)."""
     from curate.cli import app
-    from scorers.registry import BUILTIN
+    from scorers.registry import builtin
 
-    BUILTIN["heuristics"] = "tests.reliability.slow_scorer:GatedHeuristics"
+    builtin()["heuristics"] = "tests.reliability.slow_scorer:GatedHeuristics"
     app(list(args), prog_name="curate")
 
 

@@ -27,10 +27,10 @@ import pytest
 
 from curate import connect, ingest
 from curate.execute import run_scorer
-from curate.features import plan
+from curate.shards import plan
+from curate.scoring import scorer_fingerprint
 from curate.store import Store
-from scorers.base import scorer_fingerprint
-from scorers.registry import BUILTIN, get_scorer
+from scorers.registry import builtin, get_scorer
 from tests.reliability.conftest import child, one_row_per_doc, tree_hashes
 from tests.reliability.slow_scorer import GatedHeuristics
 
@@ -209,7 +209,7 @@ def _score_flow_killing_a_worker(store: Path, retries: int) -> tuple[object, lis
     killer = threading.Thread(target=_kill_first_worker_at_the_gate, args=(gate, killed), daemon=True)
     killer.start()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(BUILTIN, "heuristics", "tests.reliability.slow_scorer:GatedHeuristics")
+        mp.setitem(builtin(), "heuristics", "tests.reliability.slow_scorer:GatedHeuristics")
         state = score_flow(str(store), ["heuristics"], {"heuristics": {"gate": str(gate)}}, workers=2,
                            retries=retries, progress=False, return_state=True)
     killer.join(timeout=60)

@@ -6,10 +6,11 @@ import pyarrow as pa
 import pytest
 
 from curate import connect
+from curate.domain import model_path, train_domain
 from curate.errors import ConfigError
 from curate.execute import run_scorer
 from curate.store import Store
-from scorers.domain import DomainScorer, model_path, train_domain
+from scorers.domain import DomainScorer
 from scorers.fasttext import FastTextScorer
 
 

@@ -15,7 +15,7 @@ from curate.errors import ConfigError
 from curate.execute import run_scorer
 from curate.lm.load import load_causal_lm
 from curate.store import Store
-from flows.scorer_specs import build_scorers
+from scorers.registry import build_scorers
 from scorers.el2n import EL2NScorer
 from scorers.grand import GraNdScorer
 

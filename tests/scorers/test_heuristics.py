@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from scorers.base import check_output
+from curate.scoring import check_output
 from scorers.heuristics import DUP_NGRAMS, STOP_WORDS, TOP_NGRAMS, HeuristicsScorer
 
 PROSE = argparse.__doc__ + "\n\n" + textwrap.dedent(inspect.getdoc(textwrap.TextWrapper))

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from scorers._fasttext import file_sha256, load_fasttext, predict_batch
-from scorers.base import check_output
+from curate.fasttext import file_sha256, load_fasttext, predict_batch
+from curate.scoring import check_output
 from scorers.langid import UNDETERMINED, LangIdScorer, bundled_model_path
 
 SENTENCES = {

@@ -15,7 +15,7 @@ from curate.execute import run_scorer
 from curate.lm.load import load_causal_lm
 from curate.lm.windows import windows
 from curate.store import Store
-from flows.scorer_specs import build_scorers
+from scorers.registry import build_scorers
 from scorers.perplexity import PerplexityScorer
 
 #: small enough to train in seconds on 2 cores, trained long enough for the ordering test

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from curate.errors import ConfigError
-from scorers._fasttext import FastTextModelScorer, heads, label_probs, model_labels
+from curate.fasttext import FastTextModelScorer, heads, label_probs, model_labels
+from curate.store import Store
 
 POSITIVE_LABEL = "1"
 
@@ -26,12 +27,23 @@ class PreSelectScorer(FastTextModelScorer):
     """Column ``preselect_score`` (float32) = P(``positive_label``) under the selector, in [0, 1].
 
     ``max_chars`` caps each document before prediction; a selector trained by curate is
-    resolved with the cap it was trained with (``flows.scorer_specs``), a user's ``.bin``
+    resolved with the cap it was trained with (``from_store``), a user's ``.bin``
     scores whole documents unless told otherwise.
     """
 
     name: ClassVar[str] = "preselect"
     version: ClassVar[str] = "1"
+    model_kind: ClassVar[str | None] = "store"
+
+    @classmethod
+    def from_store(cls, store: Store, **settings: Any) -> PreSelectScorer:
+        """``model``: a selector ``curate preselect train`` trained (default ``preselect``), scored with the
+        preprocessing it was trained with; or ``model_path``: any PreSelect ``.bin``."""
+        from curate.preselect.apply import selector_settings
+
+        if "model_path" not in settings:
+            settings = {**selector_settings(store, settings.pop("model", "preselect")), **settings}
+        return cls(**settings)
 
     def __init__(self, model_path: str, positive_label: str = POSITIVE_LABEL, max_chars: int | None = None) -> None:
         path = Path(model_path)

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from curate.store import Store
+
 
 @runtime_checkable
 class Scorer(Protocol):
@@ -44,15 +46,28 @@ class Scorer(Protocol):
 
 
 class BaseScorer:
-    """Convenience base: stores settings, fingerprints them, checks outputs."""
+    """Convenience base: stores settings, fingerprints them, checks outputs, builds itself from a store."""
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0"
     #: Columns the input batch must carry besides ``doc_id``.
     input_columns: ClassVar[tuple[str, ...]] = ("text",)
+    #: What the ``model`` setting of :meth:`from_store` names: None (the scorer takes no model), ``"lm"``
+    #: (causal LMs: a model in the store, a ``--seeds`` family, a local checkpoint or ``smollm2-135m``; the
+    #: CLI's ``--model`` goes to these) or ``"store"`` (a model a curate command trained into the store).
+    model_kind: ClassVar[str | None] = None
 
     def __init__(self, **settings: Any) -> None:
         self.settings = settings
+
+    @classmethod
+    def from_store(cls, store: Store, **settings: Any) -> BaseScorer:
+        """This scorer for ``store``: the constructor's settings, with model *names* resolved to paths.
+
+        What the CLI, the flows and :func:`scorers.registry.build_scorer` call, so a scorer that needs a
+        model resolves it in one place, its own. The default takes settings as they are.
+        """
+        return cls(**settings)
 
     @property
     def schema(self) -> pa.Schema:  # pragma: no cover - abstract

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli_common import StoreOpt, console, friendly
+from curate.cli.common import StoreOpt, console, friendly
 
 mix_app = typer.Typer(help="Plan, build and inspect token-budgeted mixtures.", no_args_is_help=True)
 SpecArg = Annotated[Path, typer.Argument(help="Mixture spec (YAML).")]
@@ -21,7 +21,7 @@ def _table(rows: list[dict], title: str) -> None:
 
 @mix_app.command("plan")
 @friendly
-def plan(spec: SpecArg, store: StoreOpt = Path("store")) -> None:
+def plan(spec: SpecArg, store: StoreOpt = "store") -> None:
     """Dry run: print the phase x domain token table and any shortfall; writes nothing."""
     from curate.mixture import load_spec, plan_mixture
     from curate.mixture.plan import shortfall_message
@@ -41,7 +41,7 @@ def plan(spec: SpecArg, store: StoreOpt = Path("store")) -> None:
 @friendly
 def build(
     spec: SpecArg,
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     allow_short: Annotated[bool, typer.Option("--allow-short", help="Build even when supply is short (recorded).")] = False,
 ) -> None:
     """Plan and write mixtures/<name>/: ordered Parquet parts, plan.parquet, manifest.json, report."""
@@ -57,7 +57,7 @@ def build(
 
 @mix_app.command("inspect")
 @friendly
-def inspect(name: Annotated[str, typer.Argument(help="Mixture name.")], store: StoreOpt = Path("store")) -> None:
+def inspect(name: Annotated[str, typer.Argument(help="Mixture name.")], store: StoreOpt = "store") -> None:
     """Print a built mixture's phase x domain table, its score medians vs the pool, and where its report is."""
     from curate.mixture import MixtureManifest
     from curate.mixture.report import table_rows
@@ -74,3 +74,8 @@ def inspect(name: Annotated[str, typer.Argument(help="Mixture name.")], store: S
 
 # `show` was the first name of `inspect`; kept so existing scripts work
 mix_app.command("show", hidden=True)(inspect)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mix plan|build|inspect`` to the main app."""
+    app.add_typer(mix_app, name="mix")

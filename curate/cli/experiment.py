@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli_common import console, friendly
+from curate.cli.common import console, friendly
 from curate.experiment.methods import METHODS
 
 METHOD_NAMES = list(METHODS)

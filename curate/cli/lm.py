@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from curate.cli_common import StoreOpt, console, friendly
+from curate.cli.common import StoreOpt, console, friendly
 
 
 @friendly
 def train_lm_cmd(
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     name: Annotated[str, typer.Option(help="Model name: written to models/<name>/ (HF format + card.json).")] = "tiny-lm",
     preset: Annotated[str, typer.Option(help="Model size: micro (~0.1M params), tiny (~0.9M), small (~10M) or medium (~25M).")] = "tiny",
     sql: Annotated[str | None, typer.Option(help="SQL with a `text` column selecting training documents "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -68,3 +70,34 @@ def prefect_api_lost(exc: BaseException) -> str | None:
             "What the run finished before that is kept in the store; start the server again (or unset "
             "PREFECT_API_URL to let curate start a temporary one) and re-run the same command: finished work "
             "is skipped")
+
+
+def parse_settings(items: list[str], flag: str = "--set", example: str = "domain.k=5") -> dict[str, dict[str, Any]]:
+    """``owner.key=value`` pairs (value parsed as JSON when it can be) into per-owner settings (owner: a scorer
+    for ``--set``, a deployment for ``--param``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        scorer, dot, name = key.partition(".")
+        if not eq or not dot or not scorer or not name:
+            owner = "scorer" if flag == "--set" else "deployment"
+            raise CurateError(f"{flag} {item!r}: expected {owner}.key=value, e.g. {flag} {example}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(scorer, {})[name] = parsed
+    return out
+
+
+@contextlib.contextmanager
+def shard_failures_exit() -> Iterator[None]:
+    """Around a score flow: shards that failed after their retries are printed on stderr and the command exits 1
+    (every other shard was scored and kept; re-running retries only the failed ones)."""
+    from flows.score import ShardFailures
+
+    try:
+        yield
+    except ShardFailures as exc:
+        err.print(f"[bold red]failed shards:[/] {exc}")
+        raise typer.Exit(1) from None

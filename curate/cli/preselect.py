@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli_common import StoreOpt, console, err, friendly
+from curate.cli.common import StoreOpt, console, friendly, shard_failures_exit
 from curate.errors import ConfigError
 
 preselect_app = typer.Typer(
@@ -33,7 +33,7 @@ def _accuracies(items: list[str]) -> dict[str, float] | None:
 @preselect_app.command("train")
 @friendly
 def train_cmd(
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     name: NameOpt = "preselect",
     sample_docs: Annotated[int, typer.Option(help="Pool documents that get a predictive strength (the selector's "
                                                   "training candidates).")] = 2000,
@@ -100,7 +100,7 @@ def train_cmd(
 @preselect_app.command("score")
 @friendly
 def score_cmd(
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     name: NameOpt = "preselect",
     model_path: Annotated[Path | None, typer.Option(help="Score with this PreSelect .bin instead (e.g. the published "
                                                          "classifier).")] = None,
@@ -122,16 +122,18 @@ def score_cmd(
     from curate.query import connect
     from curate.render import rows_table
     from curate.selection import top_share
-    from flows.score import ShardFailures, score_flow
+    from flows.score import score_flow
 
     cfg: dict[str, object] = {"model_path": str(model_path)} if model_path else {"model": name}
     cfg.update({k: v for k, v in (("positive_label", positive_label), ("max_chars", max_chars)) if v is not None})
-    try:
-        rows = score_flow(str(store), ["preselect"], {"preselect": cfg}, corpus or None, workers)
-    except ShardFailures as exc:
-        err.print(f"[bold red]failed shards:[/] {exc}")
-        raise typer.Exit(1) from None
+    with shard_failures_exit():
+        rows = score_flow(store, ["preselect"], {"preselect": cfg}, corpus or None, workers)
     console.print(rows_table(rows, title="preselect scoring"))
     n, chars, lo = top_share(connect(store), share=share).aggregate("count(*), sum(n_chars), min(score)").fetchall()[0]
     if n:
         console.print(f"top {share:.0%} by characters: {n:,} docs, {chars:,} characters, preselect_score >= {lo:.4f}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``preselect train|score`` to the main app."""
+    app.add_typer(preselect_app, name="preselect")

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from scorers.base import BaseScorer
+from curate.scoring import BaseScorer
 
 #: the files that define a tokenizer's output (hashed in this order when present)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from curate.cli_common import StoreOpt, console, friendly
+from curate.cli.common import StoreOpt, console, friendly
 
 
 @friendly
 def demo(
-    store: StoreOpt = Path("demo-store"),
+    store: StoreOpt = "demo-store",
     fresh: Annotated[bool, typer.Option(help="Delete the demo store first and start from nothing.")] = False,
     workers: Annotated[int | None, typer.Option(help="Ray workers (default: one per CPU).")] = None,
 ) -> None:
@@ -101,7 +100,7 @@ def _preselect_section(con: Any, card: dict[str, Any]) -> None:
 
 
 def _mates_section(summary: dict[str, Any]) -> None:
-    from curate.cli_mates import stage_row
+    from curate.cli.mates import stage_row
     from curate.render import rows_table
 
     sel, base = summary["selection"], f"mates/{summary['run']}/stage-{summary['stage']}"
@@ -115,7 +114,7 @@ def _mates_section(summary: dict[str, Any]) -> None:
                                    f"`select: {base}/selection.sql`"))
 
 
-def _mixture_section(store: Path, name: str) -> None:
+def _mixture_section(store: str, name: str) -> None:
     from curate.mixture import MixtureManifest
     from curate.mixture.loader import MixtureDataset
     from curate.mixture.report import score_rows, table_rows

@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 from curate.errors import ConfigError
 from curate.hashing import file_sha256
 from curate.mates.influence import TARGET, InfluenceModel, model_sha256, read_card
-from curate.store import check_name
-from scorers.base import BaseScorer
+from curate.scoring import BaseScorer
+from curate.store import Store, check_name
 
 
 class MatesScorer(BaseScorer):
@@ -32,6 +32,16 @@ class MatesScorer(BaseScorer):
 
     name: ClassVar[str] = "mates"
     version: ClassVar[str] = "1"
+    model_kind: ClassVar[str | None] = "store"
+
+    @classmethod
+    def from_store(cls, store: Store, **settings: Any) -> MatesScorer:
+        """``model``: an influence model a MATES stage trained into the store (default ``mates``)."""
+        from curate.mates.influence import store_model_path
+
+        if "model_path" not in settings:
+            settings["model_path"] = store_model_path(store, settings.pop("model", "mates"))
+        return cls(**settings)
 
     def __init__(self, model_path: str | Path, table: str = "mates", pool: str | Path | None = None,
                  batch_tokens: int = 8192) -> None:

@@ -1,4 +1,4 @@
-"""Feature tables: which shards a scorer still owes, and scoring one shard exactly once.
+"""The engine's shard work: which shards a scorer still owes, and scoring one shard exactly once.
 
 A feature file ``features/<scorer>/<corpus>--part-NNNNN.parquet`` is *done*
 when it exists and the fingerprint in its Parquet metadata equals
@@ -20,18 +20,17 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.ingestion.writer import MANIFEST
+from curate.scoring import Scorer, check_output
 from curate.store import Store, StoreError, is_environment_fault
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:  # scorers import curate, never the other way round at run time
-    from scorers.base import Scorer
 
 FINGERPRINT_KEY = b"curate.fingerprint"
 SCORER_KEY = b"curate.scorer"
@@ -110,7 +109,6 @@ def score_shard(store: Store, scorer: Scorer, item: WorkItem, batch_rows: int = 
 
     Raises on scorer errors (the caller decides about retries); rows out == rows in is enforced.
     """
-    from scorers.base import check_output
 
     t0 = time.perf_counter()
     columns = ["doc_id", *getattr(scorer, "input_columns", ("text",))]

@@ -32,7 +32,7 @@ COMMANDS = {
 
 def prepare_store(store: str | Path | Store, scale: Scale, pool: str, *, log: Callable[[str], None]) -> Store:
     """Open ``store``; an empty one gets the embedded corpus. Refuses a store without the pool or the target."""
-    st = store if isinstance(store, Store) else Store.open(store, create=True)
+    st = Store.of(store, create=True)
     corpora = st.corpora()
     if not corpora:
         log(f"empty store: ingesting the embedded corpus ({_subset_note(scale)})")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from curate.cli_common import StoreOpt, console, friendly
+from curate.cli.common import StoreOpt, console, friendly
 
 mates_app = typer.Typer(
     help="MATES: model-aware data selection with data influence models, one stage at a time.",
@@ -31,7 +30,7 @@ def stage_cmd(
                                             "or a local Hugging Face causal-LM directory.")],
     stage: Annotated[int, typer.Option(help="Stage number k >= 0: seeds the probes and the Gumbel noise and picks "
                                             "pool split k % --pool-splits.")],
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     run: RunOpt = "main",
     probes: Annotated[int, typer.Option(help="Probe documents (one optimizer step + reference loss each).")] = 200,
     probe_percent: Annotated[int, typer.Option(help="Percent of candidates (by a hash of doc_id) held out as the "
@@ -94,7 +93,7 @@ def stage_cmd(
 
 @mates_app.command("show")
 @friendly
-def show_cmd(store: StoreOpt = Path("store"), run: RunOpt = "main") -> None:
+def show_cmd(store: StoreOpt = "store", run: RunOpt = "main") -> None:
     """List a run's stages: probes, seconds per probe, held-out Spearman, pool and kept documents."""
     from curate.errors import ConfigError
     from curate.mates.stage import finished_stages, stage_dir
@@ -106,3 +105,8 @@ def show_cmd(store: StoreOpt = Path("store"), run: RunOpt = "main") -> None:
     if not rows:
         raise ConfigError(f"no finished MATES stages for run {run!r} in {st.uri}: run `curate mates stage` first")
     console.print(rows_table(rows, title=f"MATES run {run}"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mates stage|show`` to the main app."""
+    app.add_typer(mates_app, name="mates")

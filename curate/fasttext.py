@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.hashing import file_sha256
-from scorers.base import BaseScorer
+from curate.scoring import BaseScorer
 
 LABEL_PREFIX = "__label__"
 

@@ -1,0 +1,30 @@
+"""The ``curate`` command line: a thin face over the library and the flows (no logic lives here).
+
+One module per group of commands, each with ``register(app)``; ``common`` holds what they share
+(the consoles, ``--store``, friendly errors, ``--set``-style settings, the shard-failure exit).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from curate.cli import data, demo, experiment, flows, lm, mates, mix, preselect, score
+
+app = typer.Typer(
+    name="curate",
+    help="Score a pretraining corpus, query its features with SQL, and build token-budgeted mixtures.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+for module in (data, score, lm, preselect, mates, mix, flows, demo, experiment):
+    module.register(app)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

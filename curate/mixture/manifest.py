@@ -1,0 +1,38 @@
+"""A built mixture as its manifest says: what the build, the report and the loader share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from curate.errors import CurateError
+from curate.store import Store
+
+
+@dataclass(frozen=True)
+class MixtureManifest:
+    """What ``build_mixture`` wrote; ``data`` is the parsed ``manifest.json``."""
+
+    store: Store
+    name: str
+    data: dict[str, Any]
+
+    @property
+    def dir(self) -> str:
+        return self.store.mixtures_dir(self.name)
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        return self.data["parts"]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.data["fingerprint"]
+
+    @classmethod
+    def load(cls, store: Store | str, name: str) -> MixtureManifest:
+        st = Store.of(store)
+        data = st.read_json(f"{st.mixtures_dir(name)}/manifest.json")
+        if data is None:
+            raise CurateError(f"no mixture {name!r} in store {st.uri!r}: build it with `curate mix build SPEC`")
+        return cls(st, name, data)

@@ -52,7 +52,7 @@ def experiment(
     """Train the same tiny LM on equal token budgets chosen by each selection method, on several targets.
 
     Methods: random; oracle (only the target's domains); PreSelect (a family trained on different domain
-    mixtures, ranked on the target; top 10% of characters) and preselect-strat (top 10% per domain); closest
+    mixtures, ranked on the target; top 30% of characters) and preselect-strat (top 30% per domain); closest
     (Moore-Lewis: a target LM against the general one); perplexity middle band; EL2N keep-hard / keep-easy;
     MATES (stages chosen with the live model against the target); two-phase (end-of-training upsampling of
     the target's domains). Target-aware methods see only each target's reference half; every run is judged

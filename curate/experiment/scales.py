@@ -6,7 +6,7 @@ cooldown each evaluation point decays over), the seeds, how far random's curve
 reaches, the evaluation cut per document, MATES' stage sizes, and how features are
 made when the store lacks them. ``tiny`` runs in the tests (a few hundred documents,
 seconds per run); ``default`` is the published experiment (the whole embedded pool);
-``large`` trains 3x longer.
+``large`` gives every run 1.5x the tokens, MATES six stages of 300 probes, and a mid-budget point.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ BENCHMARKS = {
     "heuristics": "benchmarks.heuristics",
     "ray-scaling": "benchmarks.ray_scaling",
     "rss": "benchmarks.rss",
+    "dedup": "benchmarks.dedup",
+    "dedup-quality": "benchmarks.dedup_quality",
     "mixture-plan": "benchmarks.mixture_plan",
     "perplexity-tiny": "benchmarks.perplexity_tiny",
     "perplexity-smollm2": "benchmarks.perplexity_smollm2",

@@ -1,5 +1,6 @@
 """The demo pipeline as one Prefect flow: ingest the embedded corpus → train the domain model and the
-reference LMs → score → one MATES stage → build the mixture."""
+reference LMs → score → one MATES stage → build the mixture → near-duplicate clusters → the pool
+checked against the held-out split."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from prefect import flow
 from curate.embedded import ingest_embedded
 from curate.preselect.family import member_shape
 from curate.store import Store
+from flows.decontam import decontam_flow
+from flows.dedup import dedup_flow
 from flows.mates import mates_stage
 from flows.mixture import build_mixture_flow
 from flows.preselect import train_preselect_flow
@@ -68,5 +71,7 @@ def demo_flow(store: str, fresh: bool = False, scorers: list[str] | None = None,
                          progress=progress)
     mates = mates_stage(store, reuse=True, progress=progress, **DEMO_MATES)
     mixture = build_mixture_flow(store, str(DEMO_MIXTURE))
+    dedup = dedup_flow(store, verify=True, workers=workers, progress=progress)
+    decontam = decontam_flow(store, target="heldout", workers=workers, progress=progress)
     return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "lms": lms, "preselect": preselect,
-            "scoring": reports, "mates": mates, "mixture": mixture}
+            "scoring": reports, "mates": mates, "mixture": mixture, "dedup": dedup, "decontam": decontam}

@@ -51,6 +51,14 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
         assert con.execute(f"SELECT count(*) = count(DISTINCT doc_id) AND count(*) = (SELECT count(*) FROM docs) "
                            f"FROM {table}").fetchone()[0]
     assert (store / "mixtures" / "demo-mix" / "domain_share.png").stat().st_size > 10_000
+    assert "10. near-duplicates" in first and "removable copies" in first  # real clusters of the embedded corpus
+    clusters = con.execute("SELECT count(DISTINCT dup_cluster_id), count(*) FILTER (WHERE NOT dup_keep), "
+                           "count(*) = (SELECT count(*) FROM docs) FROM near_dup").fetchone()
+    assert clusters[0] > 100 and clusters[1] > 100 and clusters[2]
+    assert "11. contamination" in first
+    leaked = con.execute("SELECT count(*) FROM decontam JOIN docs USING (doc_id) WHERE contaminated AND corpus = 'demo'"
+                         ).fetchone()[0]
+    assert leaked > 0  # the embedded pool holds near-copies of held-out text (mails, Go licence headers, ...)
     assert "what the selection kept" in first  # the mixture selects on PreSelect and perplexity ...
     scores = json.loads((store / "mixtures" / "demo-mix" / "scores.json").read_text())
     ps = scores["preselect_score"]

@@ -18,7 +18,8 @@ def demo(
     """Run the whole pipeline on the embedded real corpus (8 domains): ingest → train the domain
     model and the reference LMs → score (heuristics, langid, domain, perplexity, EL2N, GraNd, PreSelect)
     through Prefect on Ray, plus a PreSelect selector trained from a reference family → one MATES
-    stage → DuckDB reports → a two-phase mixture a training job streams."""
+    stage → DuckDB reports → a two-phase mixture a training job streams → near-duplicate clusters →
+    the pool checked against the held-out split (contamination)."""
     from curate.query import SQL_DIR, connect
     from curate.render import relation_table, rows_table
     from curate.stats import domain_table
@@ -53,6 +54,8 @@ def demo(
     _preselect_section(con, result["preselect"]["card"])
     _mates_section(result["mates"])
     _mixture_section(store, result["mixture"]["name"])
+    _dedup_section(con, result["dedup"])
+    _decontam_section(con, result["decontam"])
     console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/perplexity_band.sql")
 
 
@@ -112,6 +115,35 @@ def _mates_section(summary: dict[str, Any]) -> None:
                                "selected share": round(sel["selected_domain_shares"].get(d, 0.0), 3)} for d in shares],
                              title=f"what the stage kept ({sel['kept']:,} of {sel['pool']:,}): a mixture can "
                                    f"`select: {base}/selection.sql`"))
+
+
+def _dedup_section(con: Any, s: dict[str, Any]) -> None:
+    from curate.query import SQL_DIR
+    from curate.render import relation_table
+
+    console.rule("[bold]10. near-duplicates (MinHash LSH, 14 bands x 8 rows on word 5-grams, pairs verified)")
+    console.print(f"{s['clusters']:,} clusters hold {s['in_clusters']:,} of {s['documents']:,} documents; "
+                  f"{s['removed']:,} are removable copies ({s['removed'] / max(s['documents'], 1):.1%}): "
+                  + ", ".join(f"{r['name']} {r['removed']:,}" for r in s["by_domain"] if r["removed"]))
+    query = (SQL_DIR / "near_dup_clusters.sql").read_text().replace("LIMIT 20", "LIMIT 6")
+    console.print(relation_table(con.sql(query), title="the largest near-duplicate clusters: the kept document's "
+                                                       "opening and a removed copy's (sql/near_dup_clusters.sql)"))
+    console.print("a mixture keeps one copy of each with `where: dup_keep` (sql/dedup_near.sql lists the keep set)")
+
+
+def _decontam_section(con: Any, s: dict[str, Any]) -> None:
+    from curate.query import SQL_DIR
+    from curate.render import relation_table
+
+    console.rule("[bold]11. contamination (the pool against corpus heldout, word 13-grams)")
+    shown = ", ".join(f"{r['corpus']}/{r['domain']} {r['contaminated']:,}" for r in s["by_corpus_domain"])
+    console.print(f"{s['contaminated']:,} documents outside heldout hold at least half of a held-out document"
+                  + (f": {shown}" if shown else ""))
+    query = (SQL_DIR / "contamination.sql").read_text().replace("SELECT d.corpus, d.domain, d.doc_id,",
+                                                                 "SELECT d.corpus, d.domain,")
+    console.print(relation_table(con.sql(f"SELECT * FROM ({query}) WHERE corpus = 'demo' LIMIT 5"),
+                                 title="what leaked into the pool, from which held-out document (sql/contamination.sql)"))
+    console.print("a mixture drops it with `where: NOT contaminated` (the demo's pool is corpus demo)")
 
 
 def _mixture_section(store: str, name: str) -> None:

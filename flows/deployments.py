@@ -13,6 +13,7 @@ from typing import Any
 from prefect import Flow
 
 from curate.errors import ConfigError
+from flows.decontam import decontam_flow
 from flows.dedup import dedup_flow
 from flows.ingest import ingest_flow
 from flows.mates import mates_stage
@@ -71,8 +72,8 @@ def targets(store: str, inputs: list[str], corpus: str, scorers: list[str], mixt
     path) when the store changed — in that order, one tick at a time. ``mates_proxy`` (a checkpoint a
     training job keeps overwriting) adds a scheduled ``curate-mates-stage``: the next MATES stage when the
     checkpoint changed, nothing when it did not. Each step is also deployed alone, unscheduled, to run by
-    hand (``prefect deployment run score/curate-score``), as are ``curate-train-domain`` and ``curate-dedup``
-    (MinHash what is new, cluster near-duplicates).
+    hand (``prefect deployment run score/curate-score``), as are ``curate-train-domain``, ``curate-dedup``
+    (MinHash what is new, cluster near-duplicates) and ``curate-decontam`` (run with ``--param target=CORPUS``).
     """
     score = {"store": store, "scorers": scorers, **({"workers": workers} if workers is not None else {})}
     pipeline = {"store": store, "inputs": inputs, "corpus": corpus, "scorers": scorers, "workers": workers,
@@ -83,6 +84,8 @@ def targets(store: str, inputs: list[str], corpus: str, scorers: list[str], mixt
            Target(train_domain_flow, "flows/train_domain.py:train_domain_flow", "curate-train-domain",
                   {"store": store}, scheduled=False),
            Target(dedup_flow, "flows/dedup.py:dedup_flow", "curate-dedup",
+                  {"store": store, **({"workers": workers} if workers is not None else {})}, scheduled=False),
+           Target(decontam_flow, "flows/decontam.py:decontam_flow", "curate-decontam",
                   {"store": store, **({"workers": workers} if workers is not None else {})}, scheduled=False)]
     if inputs:
         out.append(Target(ingest_flow, "flows/ingest.py:ingest_flow", "curate-ingest",

@@ -27,6 +27,7 @@ def test_every_deployment_names_a_flow_and_only_its_parameters():
         names.add(dep["name"])
         if dep.get("schedules"):
             scheduled.add(dep["name"])
-    assert {"curate-pipeline", "curate-score", "curate-ingest", "curate-train-domain", "curate-mates-stage"} <= names
+    assert {"curate-pipeline", "curate-score", "curate-ingest", "curate-train-domain", "curate-mates-stage",
+            "curate-dedup", "curate-decontam"} <= names
     # ingest and score run in order inside the pipeline: scheduling them apart again would race
     assert scheduled == {"curate-pipeline", "curate-train-domain", "curate-mates-stage"}

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "dedup": "benchmarks.dedup",
     "dedup-quality": "benchmarks.dedup_quality",
     "mixture-plan": "benchmarks.mixture_plan",
+    "export": "benchmarks.export",
     "perplexity-tiny": "benchmarks.perplexity_tiny",
     "perplexity-smollm2": "benchmarks.perplexity_smollm2",
     "selection": "benchmarks.selection",

@@ -18,6 +18,7 @@ _LAZY = {
     "CurateError": ("curate.errors", "CurateError"),
     "MixtureDataset": ("curate.mixture.loader", "MixtureDataset"),
     "build_mixture": ("curate.mixture.build", "build_mixture"),
+    "export_mixture": ("curate.mixture.export", "export_mixture"),
     "MatesSelector": ("curate.mates.selector", "MatesSelector"),
 }
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from curate.ingestion import FieldMap, ingest
     from curate.mates.selector import MatesSelector
     from curate.mixture.build import build_mixture
+    from curate.mixture.export import export_mixture
     from curate.mixture.loader import MixtureDataset
     from curate.query import connect
     from curate.store import Store

@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow
 
 from curate.embedded import ingest_embedded
+from curate.mixture.export import FORMATS, export_mixture
 from curate.preselect.family import member_shape
 from curate.store import Store
 from flows.decontam import decontam_flow
@@ -71,6 +72,8 @@ def demo_flow(store: str, fresh: bool = False, scorers: list[str] | None = None,
                          progress=progress)
     mates = mates_stage(store, reuse=True, progress=progress, **DEMO_MATES)
     mixture = build_mixture_flow(store, str(DEMO_MIXTURE))
+    # the trainer-ready files (reused on a re-run: the manifest records them for this build)
+    mixture["exports"] = {fmt: export_mixture(store, mixture["name"], fmt) for fmt in FORMATS}
     dedup = dedup_flow(store, verify=True, workers=workers, progress=progress)
     decontam = decontam_flow(store, target="heldout", workers=workers, progress=progress)
     return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "lms": lms, "preselect": preselect,

@@ -168,6 +168,10 @@ def _mixture_section(store: str, name: str) -> None:
                                  title="what the selection kept: score medians, pool vs selected documents"))
     console.print(f"report with plots: {mix.store.uri_of(mix.dir, 'report.md')} "
                   "(domain_share.png, tokens.png, scores.png)")
+    for fmt, rec in sorted(mix.data.get("exports", {}).items()):
+        files = ", ".join(f"{n} ({f['bytes'] / 1e6:.1f} MB)" for p in rec["phases"] for n, f in p["files"].items())
+        console.print(f"exported for trainers as [bold]{fmt}[/] ({rec['dtype']}, EOS {rec['eos_id']}, "
+                      f"{rec['tokens']:,} tokens): {files} in {rec['dir']}")
 
 
 def register(app: typer.Typer) -> None:

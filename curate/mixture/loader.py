@@ -32,10 +32,10 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from curate.errors import CurateError
+from curate.mixture.manifest import BYTES_EOS, BYTES_VOCAB, MixtureManifest
 from curate.store import Store
 
-EOS = 256
-VOCAB_SIZE = 257
+EOS, VOCAB_SIZE = BYTES_EOS, BYTES_VOCAB
 STATE_FORMAT = 1
 
 
@@ -54,8 +54,6 @@ class MixtureDataset(IterableDataset):
 
     def __init__(self, store: Store | str | os.PathLike[str], name: str, seq_len: int, *,
                  rank: int | None = None, world_size: int | None = None, loop: bool = False) -> None:
-        from curate.mixture.manifest import MixtureManifest
-
         if seq_len < 1:
             raise CurateError(f"seq_len must be >= 1, got {seq_len}")
         st = Store.of(store)
@@ -66,11 +64,9 @@ class MixtureDataset(IterableDataset):
         if not 0 <= self.rank < self.world_size:
             raise CurateError(f"rank {self.rank} is outside world size {self.world_size}")
         self.seq_len, self.loop = seq_len, loop
-        info = self.manifest.data.get("tokenizer_info")
         self.tokenizer: str = self.manifest.data.get("tokenizer", "bytes")
         #: the id after every document, and how many ids a window can hold (for the model's embedding)
-        self.eos_id: int = EOS if info is None else int(info["eos_token_id"])
-        self.vocab_size: int = VOCAB_SIZE if info is None else int(info["vocab_size"])
+        self.eos_id, self.vocab_size = self.manifest.vocabulary()
         # stream tokens per part: document bytes + one EOS per document
         self._part_tokens = [int(p["tokens"]) + int(p["rows"]) for p in self.manifest.parts]
         self.total_windows = sum(self._part_tokens) // (seq_len + 1)

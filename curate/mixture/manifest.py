@@ -8,6 +8,8 @@ from typing import Any
 from curate.errors import CurateError
 from curate.store import Store
 
+BYTES_EOS, BYTES_VOCAB = 256, 257  # the bytes tokenizer: ids 0..255, then EOS
+
 
 @dataclass(frozen=True)
 class MixtureManifest:
@@ -28,6 +30,14 @@ class MixtureManifest:
     @property
     def fingerprint(self) -> str:
         return self.data["fingerprint"]
+
+    def vocabulary(self) -> tuple[int, int]:
+        """(the id after every document, how many ids there are): bytes use 0..255 and EOS = 256; a Hugging
+        Face tokenizer its own EOS and vocabulary size, recorded at build time."""
+        info = self.data.get("tokenizer_info")
+        if info is None:
+            return BYTES_EOS, BYTES_VOCAB
+        return int(info["eos_token_id"]), int(info["vocab_size"])
 
     @classmethod
     def load(cls, store: Store | str, name: str) -> MixtureManifest:

@@ -1,0 +1,277 @@
+"""A built mixture as the files pretraining frameworks read: Megatron's indexed dataset or flat token files.
+
+The token stream is the loader's (:class:`curate.mixture.loader.MixtureDataset`): each document's
+ids (``bytes``: its UTF-8 bytes; a Hugging Face tokenizer: the ids the build stored) followed by
+the EOS id, in training order. One output per phase, so a trainer can switch at the
+end-of-training phase:
+
+- ``megatron``: ``<out>/<mixture>-<phase>.bin`` + ``.idx`` in Megatron-LM's indexed-dataset layout
+  (one document per entry, EOS included; ``uint16`` when the vocabulary fits, else ``int32``, as
+  Megatron's own preprocessing picks) and ``data_path.txt`` with the ``--data-path`` arguments;
+- ``tokens``: ``<out>/<mixture>-<phase>.tokens`` (``uint16`` or ``uint32``, what ``numpy.memmap``
+  opens, the nanoGPT / OLMo layout) and ``.offsets.npy`` (``int64``, document starts plus the end).
+
+Writes stream part by part (memory stays flat as the mixture grows), go to temporary names renamed
+at the end (synced first), are byte-identical when repeated, and are recorded with sizes, token counts and
+xxh3-128 hashes
+in the mixture's ``manifest.json`` under ``exports``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import xxhash
+
+from curate.errors import ConfigError
+from curate.mixture.manifest import MixtureManifest
+from curate.store import Store
+
+FORMATS = ("megatron", "tokens")
+#: Megatron-LM's indexed dataset: magic, version 1, then the dtype code of ``DType`` (megatron.core.datasets)
+MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
+MEGATRON_DTYPES = {np.dtype(np.uint8): 1, np.dtype(np.int32): 4, np.dtype(np.int64): 5, np.dtype(np.uint16): 8}
+BATCH_ROWS = 4096
+CHUNK = 1 << 20  # index entries written per chunk
+
+
+@dataclass
+class ExportedPhase:
+    """One phase's files and what is in them."""
+
+    phase: str
+    prefix: str
+    documents: int
+    tokens: int
+    files: dict[str, dict[str, Any]]  # file name -> {"bytes": int, "xxh3_128": str}
+
+
+def default_dtype(fmt: str, vocab_size: int) -> np.dtype:
+    """Megatron: uint16 below 65,500 ids (its own rule), else int32; flat tokens: uint16 or uint32."""
+    if fmt == "megatron":
+        return np.dtype(np.uint16 if vocab_size < 65_500 else np.int32)
+    return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+
+
+def export_mixture(store: Store | str, name: str, fmt: str = "megatron", out: str | os.PathLike[str] | None = None,
+                   *, dtype: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Write mixture ``name`` of ``store`` as ``fmt`` files into ``out`` (default: the mixture's
+    ``export-<fmt>/`` folder in a local store); returns the record added to the manifest. An export the
+    manifest records for this build, with its files in place, is returned as it is (``reused``)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}: choose {' or '.join(FORMATS)}")
+    mix = MixtureManifest.load(store, name)
+    st = mix.store
+    eos, vocab = mix.vocabulary()
+    chosen = np.dtype(dtype) if dtype else default_dtype(fmt, vocab)
+    allowed = set(MEGATRON_DTYPES) if fmt == "megatron" else {np.dtype(np.uint16), np.dtype(np.uint32)}
+    if chosen not in allowed:
+        raise ConfigError(f"dtype {chosen.name} is not one {fmt} files take: {', '.join(sorted(d.name for d in allowed))}")
+    if vocab - 1 > np.iinfo(chosen).max:
+        raise ConfigError(f"the tokenizer's {vocab:,} ids do not fit {chosen.name} (max {np.iinfo(chosen).max:,}): "
+                          f"choose a wider --dtype")
+    out_dir = _output_dir(st, mix, fmt, out)
+    done = _up_to_date(mix, fmt, out_dir, chosen)
+    if done is not None and not overwrite:
+        return {**done, "reused": True}
+    if out_dir.exists() and any(out_dir.iterdir()):
+        foreign = [p.name for p in out_dir.iterdir() if not _ours(p.name, name)]
+        if foreign and not overwrite:
+            raise ConfigError(f"{out_dir} already holds files an export of {name!r} did not write (e.g. "
+                              f"{foreign[0]}): pass --overwrite (overwrite=True) to replace them")
+        shutil.rmtree(out_dir)  # or only an earlier export of this mixture (another build): replaced
+    out_dir.mkdir(parents=True, exist_ok=True)
+    phases = []
+    for phase, docs in _phase_streams(mix, eos, chosen):
+        prefix = out_dir / f"{name}-{phase}"
+        phases.append(_write_phase(prefix, phase, docs, chosen, fmt))
+    record = {"format": fmt, "dir": str(out_dir), "reused": False, "dtype": chosen.name, "eos_id": eos, "vocab_size": vocab,
+              "mixture_fingerprint": mix.fingerprint, "phases": [asdict(p) for p in phases],
+              "tokens": sum(p.tokens for p in phases), "documents": sum(p.documents for p in phases)}
+    if fmt == "megatron":
+        (out_dir / "data_path.txt").write_text(_data_path_text(phases))
+    data = dict(mix.data)
+    data.setdefault("exports", {})[fmt] = record
+    st.write_json(f"{mix.dir}/manifest.json", data)
+    return record
+
+
+def _ours(file: str, name: str) -> bool:
+    """Whether ``file`` is one an export of mixture ``name`` writes."""
+    return file == "data_path.txt" or (file.startswith(f"{name}-") and
+                                       file.endswith((".bin", ".idx", ".tokens", ".offsets.npy")))
+
+
+def _up_to_date(mix: MixtureManifest, fmt: str, out_dir: Path, dtype: np.dtype) -> dict[str, Any] | None:
+    """The manifest's record of this export when its files are all there as recorded, for this build."""
+    record = mix.data.get("exports", {}).get(fmt)
+    if not record or record.get("dir") != str(out_dir) or record.get("dtype") != dtype.name \
+            or record.get("mixture_fingerprint") != mix.fingerprint:
+        return None
+    for phase in record["phases"]:
+        for name, info in phase["files"].items():
+            path = out_dir / name
+            if not path.is_file() or path.stat().st_size != info["bytes"]:
+                return None
+    return record
+
+
+def _output_dir(st: Store, mix: MixtureManifest, fmt: str, out: str | os.PathLike[str] | None) -> Path:
+    if out is None:
+        if not st.is_local:
+            raise ConfigError(f"{st.uri} is not a local store: give --out, a local folder for the {fmt} files")
+        return Path(st.path(mix.dir, f"export-{fmt}")).resolve()
+    path = Path(out).resolve()
+    if st.is_local:
+        shards = Path(st.path("shards")).resolve()
+        if path == shards or shards in path.parents:
+            raise ConfigError(f"--out {out} is inside the store's shards ({shards}): choose another folder")
+    return path
+
+
+def _phase_streams(mix: MixtureManifest, eos: int, dtype: np.dtype) -> Iterator[tuple[str, Iterator[tuple[np.ndarray, np.ndarray]]]]:
+    """(phase, its batches) in training order; a batch is (tokens with EOS after each document, lengths)."""
+    for phase, group in itertools.groupby(_batches(mix, eos, dtype), key=lambda b: b[0]):
+        yield phase, ((tokens, lengths) for _, tokens, lengths in group)
+
+
+def _batches(mix: MixtureManifest, eos: int, dtype: np.dtype) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(phase, tokens, per-document lengths) per run of one phase within a row batch of the parts."""
+    st = mix.store
+    column = "text" if mix.data.get("tokenizer", "bytes") == "bytes" else "token_ids"
+    for part in mix.parts:
+        with st.fs.open_input_file(st.path(f"{mix.dir}/{part['name']}")) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, columns=["phase", column]):
+                phase = batch.column(0).to_numpy(zero_copy_only=False)
+                cuts = np.flatnonzero(phase[1:] != phase[:-1]) + 1
+                for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(phase)]):
+                    yield str(phase[lo]), *_tokens(batch.column(1).slice(lo, hi - lo), eos, dtype)
+
+
+def _tokens(col: pa.Array, eos: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A run of documents as one token array with EOS after each, and the documents' lengths (EOS included)."""
+    if pa.types.is_large_string(col.type) or pa.types.is_string(col.type):
+        values = pc.cast(col, pa.large_binary())
+        bufs = values.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=np.int64)[values.offset:values.offset + len(values) + 1]
+        flat = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    else:
+        offsets = col.offsets.to_numpy().astype(np.int64)
+        flat = col.values.to_numpy()[offsets[0]:offsets[-1]]
+    lengths = np.diff(offsets)
+    ends = np.cumsum(lengths)
+    return np.insert(flat.astype(dtype), ends, dtype.type(eos)), (lengths + 1).astype(np.int64)
+
+
+def _write_phase(prefix: Path, phase: str, docs: Iterator[tuple[np.ndarray, np.ndarray]], dtype: np.dtype,
+                 fmt: str) -> ExportedPhase:
+    data_path = Path(f"{prefix}.bin" if fmt == "megatron" else f"{prefix}.tokens")
+    n_docs = n_tokens = 0
+    digests: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(dir=prefix.parent) as tmp:
+        lengths_file = Path(tmp) / "lengths"
+        with _atomic(data_path, digests) as data, open(lengths_file, "wb") as lens:
+            for tokens, lengths in docs:
+                data.write(memoryview(tokens))
+                lens.write(memoryview(lengths))
+                n_docs += len(lengths)
+                n_tokens += len(tokens)
+        if fmt == "megatron":
+            index = Path(f"{prefix}.idx")
+            with _atomic(index, digests) as idx:
+                _write_megatron_index(idx, lengths_file, n_docs, dtype)
+            written = [data_path, index]
+        else:
+            offsets = Path(f"{prefix}.offsets.npy")
+            with _atomic(offsets, digests) as off:
+                _write_offsets(off, lengths_file, n_docs)
+            written = [data_path, offsets]
+    return ExportedPhase(phase=phase, prefix=str(prefix), documents=n_docs, tokens=n_tokens,
+                         files={p.name: {"bytes": p.stat().st_size, "xxh3_128": digests[p.name]} for p in written})
+
+
+def _write_megatron_index(idx: _HashingFile, lengths_file: Path, n_docs: int, dtype: np.dtype) -> None:
+    """Megatron's ``.idx``: header, counts, int32 lengths, int64 byte pointers, int64 document indices."""
+    idx.write(MEGATRON_MAGIC + struct.pack("<Q", 1) + struct.pack("<B", MEGATRON_DTYPES[dtype]))
+    idx.write(struct.pack("<Q", n_docs) + struct.pack("<Q", n_docs + 1))
+    for lengths in _chunks(lengths_file):
+        idx.write(lengths.astype(np.int32).tobytes())
+    pointer = 0
+    for lengths in _chunks(lengths_file):
+        ends = pointer + np.cumsum(lengths * dtype.itemsize)
+        idx.write((ends - lengths * dtype.itemsize).astype(np.int64).tobytes())
+        pointer = int(ends[-1])
+    for start in range(0, n_docs + 1, CHUNK):  # one sequence per document: indices 0..n
+        idx.write(np.arange(start, min(start + CHUNK, n_docs + 1), dtype=np.int64).tobytes())
+
+
+def _write_offsets(out: _HashingFile, lengths_file: Path, n_docs: int) -> None:
+    """``.npy`` of int64 document starts plus the end (n + 1 values), written without holding them all."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int64)), "fortran_order": False,
+              "shape": (n_docs + 1,)}
+    np.lib.format.write_array_header_1_0(out, header)
+    out.write(np.zeros(1, np.int64).tobytes())
+    start = 0
+    for lengths in _chunks(lengths_file):
+        ends = start + np.cumsum(lengths)
+        out.write(ends.astype(np.int64).tobytes())
+        start = int(ends[-1])
+
+
+def _chunks(path: Path) -> Iterator[np.ndarray]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK * 8):
+            yield np.frombuffer(chunk, dtype=np.int64)
+
+
+class _HashingFile:
+    """Writes through to a file and hashes what it wrote (xxh3-128: the files are not read twice)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.hash = f, xxhash.xxh3_128()
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.hash.update(data)
+        return self.f.write(data)
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, digests: dict[str, str]) -> Iterator[_HashingFile]:
+    """A file that appears under its name, synced to disk, only when the block succeeds; its hash goes to
+    ``digests[path.name]``."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            out = _HashingFile(f)
+            yield out
+            f.flush()
+            os.fsync(f.fileno())  # durable before it is visible: a crash never leaves a short file named
+        os.replace(tmp, path)
+        digests[path.name] = out.hash.hexdigest()
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _data_path_text(phases: list[ExportedPhase]) -> str:
+    total = sum(p.tokens for p in phases) or 1
+    blend = " ".join(f"{p.tokens / total:.6f} {p.prefix}" for p in phases)
+    lines = ["# Megatron-LM --data-path arguments for this export.",
+             "# One phase at a time (switch to the next phase's files when its tokens are consumed):"]
+    lines += [f"# {p.phase}: {p.tokens:,} tokens, {p.documents:,} documents" + f"\n--data-path {p.prefix}"
+              for p in phases]
+    lines += ["# The whole mixture as one blend (weights = each phase's share of tokens; Megatron then samples the",
+              "# phases together, not in order):", f"# --data-path {blend}"]
+    return "\n".join(lines) + "\n"

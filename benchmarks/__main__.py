@@ -30,6 +30,7 @@ BENCHMARKS = {
     "dedup-quality": "benchmarks.dedup_quality",
     "mixture-plan": "benchmarks.mixture_plan",
     "export": "benchmarks.export",
+    "lineage": "benchmarks.lineage",
     "perplexity-tiny": "benchmarks.perplexity_tiny",
     "perplexity-smollm2": "benchmarks.perplexity_smollm2",
     "selection": "benchmarks.selection",

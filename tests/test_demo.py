@@ -51,6 +51,7 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
         assert con.execute(f"SELECT count(*) = count(DISTINCT doc_id) AND count(*) = (SELECT count(*) FROM docs) "
                            f"FROM {table}").fetchone()[0]
     assert (store / "mixtures" / "demo-mix" / "domain_share.png").stat().st_size > 10_000
+    assert "lineage: what step" in first and "the first of phase 'anneal'" in " ".join(first.split())
     assert "exported for trainers as megatron" in first and "exported for trainers as tokens" in first
     exports = json.loads((store / "mixtures" / "demo-mix" / "manifest.json").read_text())["exports"]
     assert exports["megatron"]["tokens"] == exports["tokens"]["tokens"] > 0  # the same stream, two layouts

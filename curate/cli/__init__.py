@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from curate.cli import data, decontam, dedup, demo, experiment, flows, lm, mates, mix, preselect, score
+from curate.cli import data, decontam, dedup, demo, experiment, flows, lineage, lm, mates, mix, preselect, score
 
 app = typer.Typer(
     name="curate",
@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (data, score, dedup, decontam, lm, preselect, mates, mix, flows, demo, experiment):
+for module in (data, score, dedup, decontam, lm, preselect, mates, mix, lineage, flows, demo, experiment):
     module.register(app)
 
 

@@ -168,6 +168,14 @@ def _mixture_section(store: str, name: str) -> None:
                                  title="what the selection kept: score medians, pool vs selected documents"))
     console.print(f"report with plots: {mix.store.uri_of(mix.dir, 'report.md')} "
                   "(domain_share.png, tokens.png, scores.png)")
+    from curate.lineage import at_step, first_step_of_phase
+
+    last = mix.data["spec"]["phases"][-1]["name"]
+    step = first_step_of_phase(store, mix.name, last, batch_size=4, seq_len=256)
+    seen = at_step(store, mix.name, step, batch_size=4, seq_len=256).select(
+        ["window", "token_from", "token_to", "phase", "domain", "epoch", "corpus", "source", "preselect_score"])
+    console.print(rows_table(seen.to_pylist(), title=f"lineage: what step {step:,} saw (the first of phase {last!r}; "
+                                                     "4 windows of 257 tokens) — curate lineage --step"))
     for fmt, rec in sorted(mix.data.get("exports", {}).items()):
         files = ", ".join(f"{n} ({f['bytes'] / 1e6:.1f} MB)" for p in rec["phases"] for n, f in p["files"].items())
         console.print(f"exported for trainers as [bold]{fmt}[/] ({rec['dtype']}, EOS {rec['eos_id']}, "

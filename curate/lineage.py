@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from curate.errors import ConfigError
 from curate.mixture.manifest import MixtureManifest
+from curate.mixture.stream import window_partition
 from curate.store import Store
 
 
@@ -65,7 +66,7 @@ def step_windows(step: int, batch_size: int, *, world_size: int = 1, num_workers
     worker, nth_batch = step % k, step // k
     out = []
     for rank in range(world_size):
-        slot, stride = rank * k + worker, world_size * k
+        slot, stride = window_partition(rank, world_size, worker, k)
         out += [(rank, worker if num_workers else 0, slot + stride * m)
                 for m in range(nth_batch * batch_size, (nth_batch + 1) * batch_size)]
     return out
@@ -88,8 +89,8 @@ def at_step(store: Store | str, mixture: str, step: int, *, batch_size: int, seq
         raise ConfigError(f"step {step} needs window {max(w for _, _, w in windows):,} but {mixture!r} has "
                           f"{total:,} windows of {size} tokens (with batch {batch_size} x {world_size} rank(s), "
                           f"the last full step is {total // (batch_size * world_size) - 1:,})")
-    rows: dict[str, list[Any]] = {k: [] for k in ("rank", "worker", "window", "row", "token_from", "token_to",
-                                                  "doc_from", "doc_to")}
+    rows: dict[str, list[Any]] = {k: [] for k in ("rank", "worker", "window", "position", "token_from",
+                                                  "token_to", "doc_from", "doc_to")}
     for rank, worker, w in windows:
         lo, hi = w * size, (w + 1) * size
         first = int(np.searchsorted(starts, lo, side="right")) - 1
@@ -98,13 +99,12 @@ def at_step(store: Store | str, mixture: str, step: int, *, batch_size: int, seq
             rows["rank"].append(rank)
             rows["worker"].append(worker)
             rows["window"].append(w)
-            rows["row"].append(i)
+            rows["position"].append(i)  # plan rows are in position order from 0
             rows["token_from"].append(max(int(starts[i]), lo) - lo)  # within the window
             rows["token_to"].append(min(int(starts[i + 1]), hi) - lo)
             rows["doc_from"].append(max(int(starts[i]), lo) - int(starts[i]))  # within the document (+ EOS)
             rows["doc_to"].append(min(int(starts[i + 1]), hi) - int(starts[i]))
-    uses = pa.table(rows).append_column("position", pa.array(rows["row"], pa.int64()))  # plan rows are positions
-    return _describe(mix, uses)
+    return _describe(mix, pa.table(rows))
 
 
 def _describe(mix: MixtureManifest, slots: pa.Table) -> pa.Table:

@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
 from curate.errors import ConfigError
 from curate.mixture.manifest import MixtureManifest
+from curate.mixture.stream import document_tokens
 from curate.store import Store
 
 FORMATS = ("megatron", "tokens")
@@ -158,22 +157,7 @@ def _batches(mix: MixtureManifest, eos: int, dtype: np.dtype) -> Iterator[tuple[
                 phase = batch.column(0).to_numpy(zero_copy_only=False)
                 cuts = np.flatnonzero(phase[1:] != phase[:-1]) + 1
                 for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(phase)]):
-                    yield str(phase[lo]), *_tokens(batch.column(1).slice(lo, hi - lo), eos, dtype)
-
-
-def _tokens(col: pa.Array, eos: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """A run of documents as one token array with EOS after each, and the documents' lengths (EOS included)."""
-    if pa.types.is_large_string(col.type) or pa.types.is_string(col.type):
-        values = pc.cast(col, pa.large_binary())
-        bufs = values.buffers()
-        offsets = np.frombuffer(bufs[1], dtype=np.int64)[values.offset:values.offset + len(values) + 1]
-        flat = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    else:
-        offsets = col.offsets.to_numpy().astype(np.int64)
-        flat = col.values.to_numpy()[offsets[0]:offsets[-1]]
-    lengths = np.diff(offsets)
-    ends = np.cumsum(lengths)
-    return np.insert(flat.astype(dtype), ends, dtype.type(eos)), (lengths + 1).astype(np.int64)
+                    yield str(phase[lo]), *document_tokens(batch.column(1).slice(lo, hi - lo), eos, dtype)
 
 
 def _write_phase(prefix: Path, phase: str, docs: Iterator[tuple[np.ndarray, np.ndarray]], dtype: np.dtype,

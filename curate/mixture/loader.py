@@ -26,13 +26,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from curate.errors import CurateError
 from curate.mixture.manifest import BYTES_EOS, BYTES_VOCAB, MixtureManifest
+from curate.mixture.stream import document_tokens, window_partition
 from curate.store import Store
 
 EOS, VOCAB_SIZE = BYTES_EOS, BYTES_VOCAB
@@ -84,7 +84,7 @@ class MixtureDataset(IterableDataset):
 
     def windows_of(self, worker: int = 0, num_workers: int = 1) -> range:
         """Global window indices this rank's ``worker`` yields, in order."""
-        slot, stride = self.rank * num_workers + worker, self.world_size * num_workers
+        slot, stride = window_partition(self.rank, self.world_size, worker, num_workers)
         return range(slot, self.total_windows, stride)
 
     # ------------------------------------------------------------------ stream
@@ -93,16 +93,9 @@ class MixtureDataset(IterableDataset):
         column = "text" if self.tokenizer == "bytes" else "token_ids"
         with st.fs.open_input_file(st.path(f"{self.manifest.dir}/{self.manifest.parts[index]['name']}")) as f:
             col = pq.read_table(f, columns=[column]).column(column).combine_chunks()
-        if column == "token_ids":
-            ends = np.cumsum(pc.list_value_length(col).to_numpy())
-            ids = pc.list_flatten(col).to_numpy().astype(np.int32)
-            return np.insert(ids, ends, self.eos_id)  # EOS after every document
-        bufs = col.buffers()
-        offsets = np.frombuffer(bufs[1], dtype=np.int64)[col.offset:col.offset + len(col) + 1]
-        data = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-        # EOS after every document: insert at each document end
-        # uint16 holds 0..256 at a quarter of int64's memory; windows widen to int64 one at a time
-        return np.insert(data.astype(np.uint16), offsets[1:] - offsets[0], EOS)
+        # uint16 holds 0..256 (bytes and EOS) at a quarter of int64's memory; windows widen one at a time
+        dtype = np.dtype(np.int32 if column == "token_ids" else np.uint16)
+        return document_tokens(col, self.eos_id, dtype)[0]
 
     def _windows(self, wanted: range) -> Iterator[torch.Tensor]:
         """Yield the windows in ``wanted`` (a strided range), reading only the parts they touch."""

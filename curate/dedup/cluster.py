@@ -35,8 +35,8 @@ from curate.dedup.components import components
 from curate.dedup.shingles import jaccard, shingle_hashes
 from curate.errors import ConfigError
 from curate.locks import default_timeout, store_lock
-from curate.query import connect
-from curate.shards import FINGERPRINT_KEY, feature_path
+from curate.query import connect, narrow_doc_features
+from curate.shards import FINGERPRINT_KEY, SCORER_KEY, feature_path
 from curate.store import Store
 
 TABLE = "near_dup"
@@ -108,7 +108,7 @@ def _cluster(st: Store, con: duckdb.DuckDBPyConnection, settings: ClusterSetting
                           "first) or `curate score --scorers minhash`")
     check_keep_order(con, settings.keep_order)
     inputs = _input_files(st)
-    missing = sorted(set(_shard_outputs(st, TABLE)) - {k.replace(f"/{MINHASH}/", f"/{TABLE}/") for k in inputs})
+    missing = sorted(set(_shard_outputs(st, MINHASH)) - set(inputs))
     if missing:
         raise ConfigError(f"{len(missing)} shard(s) have no minhash features yet (e.g. {missing[0]}): run "
                           f"`curate dedup --store {st.uri}` to hash them first")
@@ -143,10 +143,10 @@ def _cluster(st: Store, con: duckdb.DuckDBPyConnection, settings: ClusterSetting
         WITH m AS (SELECT mh.doc_id, c.label, c.size FROM clustered c JOIN mh USING (idx)),
              ordered AS (SELECT m.doc_id, m.label, m.size,
                                 row_number() OVER (PARTITION BY m.label ORDER BY {settings.keep_order}) AS rank
-                         FROM m JOIN doc_features USING (doc_id)),
-             kept AS (SELECT label, doc_id AS kept_doc_id FROM ordered WHERE rank = 1),
+                         FROM m JOIN {narrow_doc_features(con, st, settings.keep_order)} AS f USING (doc_id)),
+             kept AS (SELECT label, size, doc_id AS kept_doc_id FROM ordered WHERE rank = 1),
              numbered AS (SELECT label, dense_rank() OVER (ORDER BY size DESC, kept_doc_id) - 1 AS cluster_id
-                          FROM (SELECT DISTINCT o.label, o.size, k.kept_doc_id FROM ordered o JOIN kept k USING (label)))
+                          FROM kept)
         SELECT o.doc_id, n.cluster_id AS dup_cluster_id, o.size AS dup_cluster_size, o.rank = 1 AS dup_keep,
                k.kept_doc_id AS dup_kept_doc_id
         FROM ordered o JOIN kept k USING (label) JOIN numbered n USING (label)""")
@@ -168,13 +168,15 @@ def check_keep_order(con: duckdb.DuckDBPyConnection, keep_order: str) -> None:
                           f"{str(exc).splitlines()[0]}") from None
 
 
+def _file_fingerprint(st: Store, rel: str) -> str:
+    """The fingerprint a feature file carries in its Parquet metadata ("" if none)."""
+    with st.fs.open_input_file(st.path(rel)) as f:
+        return ((pq.read_metadata(f).metadata or {}).get(FINGERPRINT_KEY) or b"").decode()
+
+
 def _input_files(st: Store) -> dict[str, str]:
     """minhash feature file -> its fingerprint (what the clustering read)."""
-    out = {}
-    for rel in st.list_files(st.features_dir(MINHASH)):
-        with st.fs.open_input_file(st.path(rel)) as f:
-            out[rel] = ((pq.read_metadata(f).metadata or {}).get(FINGERPRINT_KEY) or b"").decode()
-    return out
+    return {rel: _file_fingerprint(st, rel) for rel in st.list_files(st.features_dir(MINHASH))}
 
 
 def _shard_outputs(st: Store, table: str) -> list[str]:
@@ -193,13 +195,7 @@ def _fingerprint(inputs: dict[str, str], settings: ClusterSettings) -> str:
 
 
 def _outputs_match(st: Store, fp: str) -> bool:
-    for rel in _shard_outputs(st, TABLE):
-        if not st.exists(rel):
-            return False
-        with st.fs.open_input_file(st.path(rel)) as f:
-            if (pq.read_metadata(f).metadata or {}).get(FINGERPRINT_KEY) != fp.encode():
-                return False
-    return True
+    return all(st.exists(rel) and _file_fingerprint(st, rel) == fp for rel in _shard_outputs(st, TABLE))
 
 
 def _edge_jaccard(con: duckdb.DuckDBPyConnection, a: np.ndarray, b: np.ndarray, ngram: int) -> np.ndarray:
@@ -209,23 +205,15 @@ def _edge_jaccard(con: duckdb.DuckDBPyConnection, a: np.ndarray, b: np.ndarray, 
     texts = con.sql("SELECT n.idx, d.text FROM nodes n JOIN mh USING (idx) JOIN docs d USING (doc_id) "
                     "ORDER BY n.idx").to_arrow_table()
     sh = shingle_hashes(texts.column("text"), ngram)
-    position = {int(i): k for k, i in enumerate(texts.column("idx").to_numpy())}
-    sets: dict[int, np.ndarray] = {}
-
-    def of(i: int) -> np.ndarray:
-        if i not in sets:
-            sets[i] = sh.of(position[i])
-        return sets[i]
-
-    return np.array([jaccard(of(int(x)), of(int(y))) for x, y in zip(a, b)], dtype=np.float32)
+    sets = {int(i): sh.of(k) for k, i in enumerate(texts.column("idx").to_numpy())}  # every node is in an edge
+    return np.array([jaccard(sets[int(x)], sets[int(y)]) for x, y in zip(a, b)], dtype=np.float32)
 
 
 def _write_table(st: Store, members: pa.Table, fp: str) -> None:
     """One ``near_dup`` file per shard, rows in the shard's order (documents in no cluster: size 1, kept)."""
-    schema = SCHEMA.with_metadata({FINGERPRINT_KEY: fp.encode(), b"curate.scorer": f"{TABLE}==1".encode()})
+    schema = SCHEMA.with_metadata({FINGERPRINT_KEY: fp.encode(), SCORER_KEY: f"{TABLE}==1".encode()})
     ids = members.column("doc_id")
-    for out in _shard_outputs(st, TABLE):
-        source = out.replace(f"/{TABLE}/", f"/{MINHASH}/")
+    for source, out in zip(_shard_outputs(st, MINHASH), _shard_outputs(st, TABLE)):
         with st.fs.open_input_file(st.path(source)) as f:
             doc_id = pq.read_table(f, columns=["doc_id"]).column("doc_id").combine_chunks()
         at = pc.index_in(doc_id, value_set=ids)

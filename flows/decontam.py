@@ -14,12 +14,11 @@ from flows.score import score_flow
 from scorers.registry import build_scorer
 
 
-def checked_settings(store: str, target: str, n: int, min_coverage: float, min_fraction: float) -> dict[str, Any]:
-    """The scorer's settings, after building the target once here: an empty or unknown target, a bad n or
-    threshold is refused before any work."""
-    settings = {"target": target, "n": n, "min_coverage": min_coverage, "min_fraction": min_fraction}
-    build_scorer(Store.open(store), "decontam", **settings)
-    return settings
+def check_settings(store: str, target: str, n: int, min_coverage: float, min_fraction: float) -> None:
+    """Build the scorer once to refuse an empty or unknown target, a bad n or threshold before a flow (and its
+    Prefect server) starts; what the CLI calls."""
+    build_scorer(Store.open(store), "decontam", target=target, n=n, min_coverage=min_coverage,
+                 min_fraction=min_fraction)
 
 
 def contamination_summary(store: str) -> dict[str, Any]:
@@ -44,7 +43,8 @@ def decontam_flow(store: str, target: str, n: int = 13, min_coverage: float = 0.
                   workers: int | None = None, ray_address: str | None = None,
                   progress: bool | None = None) -> dict[str, Any]:
     """Flag documents holding much of a ``target`` document (corpus name or SQL) into the ``decontam`` table."""
-    settings = checked_settings(store, target, n, min_coverage, min_fraction)
+    # score_flow builds the scorer (the target's n-grams) before any work, refusing a bad target or setting
+    settings = {"target": target, "n": n, "min_coverage": min_coverage, "min_fraction": min_fraction}
     scoring = score_flow(store, ["decontam"], {"decontam": settings}, workers=workers, ray_address=ray_address,
                          progress=progress)
     summary = {"target": target, **contamination_summary(store), "scoring": scoring}

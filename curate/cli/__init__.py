@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import typer
 
-from curate.cli import data, decontam, dedup, demo, experiment, flows, lineage, lm, mates, mix, preselect, score
+from curate.cli import (
+    data,
+    decontam,
+    dedup,
+    demo,
+    experiment,
+    flows,
+    lineage,
+    lm,
+    mates,
+    mix,
+    preselect,
+    score,
+)
 
 app = typer.Typer(
     name="curate",

@@ -31,9 +31,9 @@ def decontam(
     Example: curate decontam --target heldout --store demo-store    then    curate sql sql/contamination.sql
     """
     from curate.render import rows_table
-    from flows.decontam import checked_settings, decontam_flow
+    from flows.decontam import check_settings, decontam_flow
 
-    checked_settings(store, target, n, min_coverage, min_fraction)  # one line and exit 2 before any server starts
+    check_settings(store, target, n, min_coverage, min_fraction)  # one line and exit 2 before any server starts
     with shard_failures_exit():
         s = decontam_flow(store, target, n=n, min_coverage=min_coverage, min_fraction=min_fraction,
                           workers=workers, ray_address=ray_address)

@@ -42,6 +42,18 @@ def views_sql(store: Store) -> str:
     return "\n".join(parts)
 
 
+def _feature_tables(con: duckdb.DuckDBPyConnection, store: Store) -> dict[str, list[str]]:
+    """Feature table -> its columns, in the store's order (the full view's names)."""
+    return {t: [r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()] for t in store.feature_tables()
+            if t not in RESERVED_VIEWS}
+
+
+def _named_tables(tables: dict[str, list[str]], *sql: str) -> set[str]:
+    """The feature tables with a column (by its ``doc_features`` name) that a word of ``sql`` names."""
+    words = {w.lower() for text in sql for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)}
+    return {t for t, _col, alias in feature_aliases(tables) if alias.lower() in words}
+
+
 def narrow_doc_features(con: duckdb.DuckDBPyConnection, store: Store, *sql: str) -> str:
     """A ``doc_features`` subquery joining only the feature tables whose columns ``sql`` may name.
 
@@ -49,14 +61,46 @@ def narrow_doc_features(con: duckdb.DuckDBPyConnection, store: Store, *sql: str)
     documents each join on the string ids costs seconds. Over-inclusion is harmless: a table is
     joined when any word of ``sql`` is one of its column names.
     """
-    tables = {t: [r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()] for t in store.feature_tables()
-              if t not in RESERVED_VIEWS}  # the store's order: the full view's names
-    words = {w.lower() for text in sql for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)}
-    only = {t for t, _col, alias in feature_aliases(tables) if alias.lower() in words}
+    tables = _feature_tables(con, store)
+    only = _named_tables(tables, *sql)
     aligned = _aligned_files(con, store, sorted(only)) if only else None
     if aligned is not None:
         return f"({_positional_select(tables, only, *aligned)})"
     return f"({doc_features_select(tables, only)})"
+
+
+def docs_with_location(store: Store) -> str:
+    """``docs`` plus where each row is: ``doc_file`` (store-relative shard) and ``doc_row`` (its row there),
+    for reading a document back by position (:func:`doc_features_at`). An object store's docs are read
+    through pyarrow, without file names: NULL there."""
+    if not store.is_local:
+        return "(SELECT *, NULL::VARCHAR AS doc_file, NULL::BIGINT AS doc_row FROM docs)"
+    root = store.root.rstrip("/") + "/"
+    # DuckDB names each file as the glob found it: the store root, then the store-relative path
+    return (f"(SELECT * EXCLUDE (filename, file_row_number), CASE WHEN starts_with(filename, {_quote(root)}) "
+            f"THEN substr(filename, {len(root) + 1}) END AS doc_file, file_row_number AS doc_row "
+            f"FROM read_parquet({_quote(root + 'shards/*/*.parquet')}, union_by_name = true, filename = true, "
+            "file_row_number = true))")
+
+
+def doc_features_at(con: duckdb.DuckDBPyConnection, store: Store, rows: dict[str, list[int]],
+                    columns: list[str] | None = None) -> str | None:
+    """A ``doc_features`` subquery (the feature tables with ``columns``, default all) of just ``rows`` (shard file,
+    store-relative -> row numbers in it), with ``doc_file`` and ``doc_row``: only the row groups holding
+    those rows are read, each feature table by position in its file aligned with the shard. None when the
+    files do not align (see :func:`_aligned_files`) or a file is not a shard: look the documents up by id."""
+    tables = _feature_tables(con, store)
+    only = set(tables) if columns is None else _named_tables(tables, *columns)
+    aligned = _aligned_files(con, store, sorted(only))
+    if aligned is None or not rows:
+        return None
+    shards, files = aligned
+    index = {s: i for i, s in enumerate(shards)}
+    if any(f not in index for f in rows):
+        return None
+    selects = [_positional_select(tables, only, [f], {t: [files[t][index[f]]] for t in only}, rows=sorted(set(r)))
+               for f, r in sorted(rows.items())]
+    return "(" + "\nUNION ALL BY NAME\n".join(selects) + ")"
 
 
 def _footers(con: duckdb.DuckDBPyConnection, store: Store, rel_dir_glob: str) -> dict[str, tuple[int, str, str]]:
@@ -104,18 +148,32 @@ def _aligned_files(con: duckdb.DuckDBPyConnection, store: Store,
     return shards, out
 
 
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _file_list(files: list[str]) -> str:
-    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    return "[" + ", ".join(_quote(f) for f in files) + "]"
 
 
 def _positional_select(tables: dict[str, list[str]], only: set[str], shards: list[str],
-                       files: dict[str, list[str]]) -> str:
-    """The same columns as :func:`doc_features_select`, joined by position over aligned files."""
+                       files: dict[str, list[str]], rows: list[int] | None = None) -> str:
+    """The same columns as :func:`doc_features_select`, joined by position over aligned files; with ``rows``
+    (of the one file in ``shards``) only those rows, plus their ``doc_file`` and ``doc_row``."""
+    def read(paths: list[str], columns: str) -> str:
+        if rows is None:
+            return f"SELECT {columns} FROM read_parquet({_file_list(paths)}, union_by_name = true)"
+        # a filter on the row number: DuckDB reads only the row groups that hold them
+        return (f"SELECT {columns} FROM read_parquet({_file_list(paths)}, file_row_number = true) "
+                f"WHERE file_row_number IN ({', '.join(str(int(r)) for r in rows)})")
+
     cols = selected_columns(tables, only)
-    sources = [f"(SELECT * FROM read_parquet({_file_list(shards)}, union_by_name = true)) AS docs"]
+    located = "*" if rows is None else \
+        f"* EXCLUDE (file_row_number), {_quote(shards[0])} AS doc_file, file_row_number AS doc_row"
+    sources = [f"({read(shards, located)}) AS docs"]
     for t in (t for t in tables if t in only):
         picked = ", ".join(f'"{col}"' for tt, col, _alias in cols if tt == t)
-        sources.append(f'(SELECT {picked} FROM read_parquet({_file_list(files[t])}, union_by_name = true)) AS "{t}"')
+        sources.append(f'({read(files[t], picked)}) AS "{t}"')
     return select_list(tables, only) + "\nFROM " + "\nPOSITIONAL JOIN ".join(sources)
 
 

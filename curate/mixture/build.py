@@ -4,7 +4,9 @@ Output, under ``mixtures/<name>/``::
 
     part-00000.parquet   position, phase, domain, doc_id, epoch, n_tokens, text (training order),
                          and token_ids (int32) when the spec names a Hugging Face tokenizer
-    plan.parquet         the same rows without text (every use of every document)
+    plan.parquet         the same rows without text (every use of every document), plus where each is:
+                         stream_start (its first token in the stream), doc_file and doc_row (its
+                         document's shard and row in the store), for lineage
     manifest.json        spec + hash, store fingerprint, phase x domain table, shortfalls, parts
     report.md, *.png     the report (see curate.mixture.report)
 
@@ -32,19 +34,32 @@ from curate.mixture.plan import Plan, ShortfallError, plan_mixture, shortfall_me
 from curate.mixture.spec import MixtureSpec, load_spec
 from curate.store import Store
 
-MANIFEST_FORMAT = 1
-PLAN_SCHEMA = pa.schema([
+#: 2: plan.parquet carries each use's stream offset and its document's shard file and row
+MANIFEST_FORMAT = 2
+#: one row per use, in training order: what the parts and plan.parquet share
+USE_FIELDS = [
     pa.field("position", pa.int64(), nullable=False),
     pa.field("phase", pa.string(), nullable=False),
     pa.field("domain", pa.string(), nullable=False),
     pa.field("doc_id", pa.string(), nullable=False),
     pa.field("epoch", pa.int32(), nullable=False),
     pa.field("n_tokens", pa.int64(), nullable=False),
-])
-PART_SCHEMA = PLAN_SCHEMA.append(pa.field("text", pa.large_string(), nullable=False))
+]
+PART_SCHEMA = pa.schema([*USE_FIELDS, pa.field("text", pa.large_string(), nullable=False)])
+#: where each use is, for lineage to read a step's few plan row groups and documents instead of scanning:
+#: its first token in the stream (EOS after every document) and its document's store-relative shard file
+#: and row there (NULL on an object store, whose files DuckDB does not name)
+LOCATION_FIELDS = [
+    pa.field("stream_start", pa.int64(), nullable=False),
+    pa.field("doc_file", pa.string()),
+    pa.field("doc_row", pa.int64()),
+]
+PLAN_SCHEMA = pa.schema([*USE_FIELDS, *LOCATION_FIELDS])
 #: with a Hugging Face tokenizer the parts also carry the ids (no BOS/EOS; a loader adds EOS per document)
 IDS_FIELD = pa.field("token_ids", pa.large_list(pa.int32()), nullable=False)
 ROW_GROUP_ROWS = 2048
+#: plan.parquet's row groups: few enough that its footer reads fast, small enough that a step reads little
+PLAN_ROW_GROUP_ROWS = 16384
 PART_TOKENS = 64 << 20  # tokens per output shard (bytes tokenizer: ~64 MB of text)
 
 
@@ -63,10 +78,11 @@ def store_fingerprint(store: Store) -> dict[str, str]:
 class _PartWriter:
     """Writes rows into fixed-size row groups, so output bytes never depend on input batching."""
 
-    def __init__(self, store: Store, rel: str, schema: pa.Schema) -> None:
+    def __init__(self, store: Store, rel: str, schema: pa.Schema, row_group_rows: int = ROW_GROUP_ROWS) -> None:
         self._ctx = store.atomic_output(rel)
-        self._writer = pq.ParquetWriter(self._ctx.__enter__(), schema, compression="zstd",
-                                        write_statistics=True, use_dictionary=["phase", "domain"])
+        self._writer = pq.ParquetWriter(self._ctx.__enter__(), schema, compression="zstd", write_statistics=True,
+                                        use_dictionary=[c for c in ("phase", "domain", "doc_file") if c in schema.names])
+        self._group = row_group_rows
         self._pending: list[pa.Table] = []
         self._n = 0
         self.rows = 0
@@ -77,7 +93,7 @@ class _PartWriter:
         self._n += table.num_rows
         self.rows += table.num_rows
         self.tokens += int(pa.compute.sum(table.column("n_tokens")).as_py() or 0)
-        if self._n >= ROW_GROUP_ROWS:
+        if self._n >= self._group:
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
@@ -85,9 +101,9 @@ class _PartWriter:
         self._pending, self._n = [], 0
         if t is None:
             return
-        full = (t.num_rows // ROW_GROUP_ROWS) * ROW_GROUP_ROWS if not final else t.num_rows
-        for start in range(0, full, ROW_GROUP_ROWS):
-            self._writer.write_table(t.slice(start, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+        full = (t.num_rows // self._group) * self._group if not final else t.num_rows
+        for start in range(0, full, self._group):
+            self._writer.write_table(t.slice(start, self._group), row_group_size=self._group)
         if full < t.num_rows:
             rest = t.slice(full)
             self._pending, self._n = [rest], rest.num_rows
@@ -113,56 +129,73 @@ def _batches(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema) -> Ite
         yield t.select(schema.names).cast(schema)
 
 
-def _write_plan(store: Store, base: str, plan: Plan) -> int:
-    w = _PartWriter(store, f"{base}/plan.parquet", PLAN_SCHEMA)
-    try:
-        for t in _batches(plan.con, plan.ordered_sql(), PLAN_SCHEMA):
-            w.write(t)
-    except BaseException as exc:
-        w.abort(exc)
-        raise
-    w.close()
-    return w.rows
+def _with_stream_start(t: pa.Table, start: int) -> tuple[pa.Table, int]:
+    """``t`` with each use's first token in the stream (every document then its EOS), and the next start."""
+    n = t.column("n_tokens").to_numpy() + 1
+    ends = start + np.cumsum(n)
+    return t.append_column(LOCATION_FIELDS[0], pa.array(ends - n, pa.int64())), int(ends[-1]) if len(ends) else start
 
 
-def _write_parts(store: Store, base: str, plan: Plan, part_tokens: int) -> list[dict[str, Any]]:
-    """Texts joined in training order, streamed (DuckDB spills its sort to disk when it must)."""
-    sql = (
-        "SELECT o.phase, o.domain, o.doc_id, o.epoch, o.n_tokens, d.text FROM plan_occ o "
-        "JOIN docs d USING (doc_id) ORDER BY o.phase_idx, o.order_key, o.doc_id, o.epoch"
-    )
-    parts: list[dict[str, Any]] = []
-    writer: _PartWriter | None = None
-    cum = 0
-    first_position = 0
+class _Parts:
+    """The ordered part files: a new one every ``part_tokens`` tokens (a use goes where its first token falls)."""
+
+    def __init__(self, store: Store, base: str, schema: pa.Schema, part_tokens: int) -> None:
+        self._store, self._base, self._schema, self._part_tokens = store, base, schema, part_tokens
+        self.entries: list[dict[str, Any]] = []
+        self._writer: _PartWriter | None = None
+        self._cum = 0
+
+    def write(self, t: pa.Table) -> None:
+        n = t.column("n_tokens").to_numpy()
+        before = self._cum + np.cumsum(n) - n  # tokens before each row: decides its shard
+        idx = before // self._part_tokens
+        self._cum += int(n.sum())
+        for k in np.unique(idx):
+            piece = t.filter(pa.array(idx == k))
+            if self._writer is None or len(self.entries) - 1 < k:
+                if self._writer is not None:
+                    self._writer.close()
+                name = Store.shard_name(len(self.entries))
+                self.entries.append({"name": name, "first_position": int(piece.column("position")[0].as_py())})
+                self._writer = _PartWriter(self._store, f"{self._base}/{name}", self._schema)
+            self._writer.write(piece)
+            self.entries[-1].update(rows=self._writer.rows, tokens=self._writer.tokens)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def abort(self, exc: BaseException) -> None:
+        if self._writer is not None:
+            self._writer.abort(exc)
+
+
+def _write_uses(store: Store, base: str, plan: Plan, part_tokens: int) -> tuple[int, list[dict[str, Any]]]:
+    """plan.parquet and the parts from one pass over the uses joined with their texts, in training order
+    (streamed; DuckDB spills its sort to disk when it must). Returns (plan rows, part entries)."""
+    from curate.query import docs_with_location
+
+    use_schema = pa.schema([*PART_SCHEMA, *(f for f in LOCATION_FIELDS if f.name != "stream_start")])
+    sql = plan.ordered_sql("o.phase, o.domain, o.doc_id, o.epoch, o.n_tokens, d.text, d.doc_file, d.doc_row",
+                           f"JOIN {docs_with_location(store)} d USING (doc_id)")
     encoder = plan.tokenizer.encoder() if plan.tokenizer is not None else None
-    schema = PART_SCHEMA if encoder is None else PART_SCHEMA.append(IDS_FIELD)
+    part_schema = PART_SCHEMA if encoder is None else PART_SCHEMA.append(IDS_FIELD)
+    plan_out = _PartWriter(store, f"{base}/plan.parquet", PLAN_SCHEMA, PLAN_ROW_GROUP_ROWS)
+    parts = _Parts(store, base, part_schema, part_tokens)
+    start = 0
     try:
-        for t in _batches(plan.con, sql, PART_SCHEMA):
-            if encoder is not None:
-                t = t.append_column(IDS_FIELD, _token_ids(encoder, t))
-            n = t.column("n_tokens").to_numpy()
-            before = cum + np.cumsum(n) - n  # tokens before each row: decides its shard
-            idx = before // part_tokens
-            cum += int(n.sum())
-            for k in np.unique(idx):
-                piece = t.filter(pa.array(idx == k))
-                if writer is None or len(parts) - 1 < k:
-                    if writer is not None:
-                        writer.close()
-                    name = Store.shard_name(len(parts))
-                    first_position = int(piece.column("position")[0].as_py())
-                    parts.append({"name": name, "first_position": first_position})
-                    writer = _PartWriter(store, f"{base}/{name}", schema)
-                writer.write(piece)
-                parts[-1].update(rows=writer.rows, tokens=writer.tokens)
+        for t in _batches(plan.con, sql, use_schema):
+            located, start = _with_stream_start(t, start)
+            plan_out.write(located.select(PLAN_SCHEMA.names))
+            t = t.select(PART_SCHEMA.names)
+            parts.write(t if encoder is None else t.append_column(IDS_FIELD, _token_ids(encoder, t)))
     except BaseException as exc:
-        if writer is not None:
-            writer.abort(exc)
+        plan_out.abort(exc)
+        parts.abort(exc)
         raise
-    if writer is not None:
-        writer.close()
-    return parts
+    plan_out.close()
+    parts.close()
+    return plan_out.rows, parts.entries
 
 
 def _token_ids(encoder: Any, t: pa.Table) -> pa.Array:
@@ -191,8 +224,8 @@ def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], 
     if reuse:
         built = st.read_json(f"{st.mixtures_dir(sp.name)}/manifest.json")
         if built is not None and (built.get("spec_hash"), built.get("store"), built.get("allow_short"),
-                                  built.get("duckdb")) == (sp.spec_hash(), store_fingerprint(st), allow_short,
-                                                           duckdb.__version__):
+                                  built.get("duckdb"), built.get("format")) == (
+                sp.spec_hash(), store_fingerprint(st), allow_short, duckdb.__version__, MANIFEST_FORMAT):
             return MixtureManifest(st, sp.name, built)
     con = connect(st)
     tmp = tempfile.mkdtemp(prefix="curate-mix-")
@@ -205,17 +238,17 @@ def build_mixture(store: Store | str, spec: MixtureSpec | str | dict[str, Any], 
         base = st.mixtures_dir(sp.name)
         for rel in st.list_files(base):  # a rebuild replaces every old shard
             st.delete(rel)
-        rows = _write_plan(st, base, plan)
-        parts = _write_parts(st, base, plan, part_tokens)
+        rows, parts = _write_uses(st, base, plan, part_tokens)
         unique = plan.unique_tokens
         if report:
             st.write_json(f"{base}/scores.json", _scores(st, con, plan))
     finally:
         con.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    if sum(p["rows"] for p in parts) != rows:
-        raise CurateError(f"mixture {sp.name!r}: {rows} planned uses but {sum(p['rows'] for p in parts)} "
-                          "rows written: a document vanished from the store during the build")
+    planned = sum(c.occurrences for c in plan.cells)
+    if planned != rows:
+        raise CurateError(f"mixture {sp.name!r}: {planned} planned uses but {rows} rows written: a document "
+                          "vanished from the store during the build")
     data = _manifest(st, sp, plan, parts, rows, allow_short, unique)
     st.write_json(f"{base}/manifest.json", data)
     manifest = MixtureManifest(st, sp.name, data)

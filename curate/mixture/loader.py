@@ -67,8 +67,7 @@ class MixtureDataset(IterableDataset):
         self.tokenizer: str = self.manifest.data.get("tokenizer", "bytes")
         #: the id after every document, and how many ids a window can hold (for the model's embedding)
         self.eos_id, self.vocab_size = self.manifest.vocabulary()
-        # stream tokens per part: document bytes + one EOS per document
-        self._part_tokens = [int(p["tokens"]) + int(p["rows"]) for p in self.manifest.parts]
+        self._part_tokens = self.manifest.stream_tokens()
         self.total_windows = sum(self._part_tokens) // (seq_len + 1)
         self._consumed: dict[int, int] = {}  # worker -> windows yielded (this process's view)
         self._epoch = 0

@@ -31,6 +31,10 @@ class MixtureManifest:
     def fingerprint(self) -> str:
         return self.data["fingerprint"]
 
+    def stream_tokens(self) -> list[int]:
+        """Per part, its tokens in the stream: every document's plus one EOS each."""
+        return [int(p["tokens"]) + int(p["rows"]) for p in self.parts]
+
     def vocabulary(self) -> tuple[int, int]:
         """(the id after every document, how many ids there are): bytes use 0..255 and EOS = 256; a Hugging
         Face tokenizer its own EOS and vocabulary size, recorded at build time."""

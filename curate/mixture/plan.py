@@ -88,9 +88,11 @@ class Plan:
     def tokens(self) -> int:
         return sum(c.tokens for c in self.cells)
 
-    def ordered_sql(self, columns: str = "phase, domain, doc_id, epoch, n_tokens, order_key") -> str:
-        """The plan in training order (phase, then interleave key; ids break ties)."""
-        return f"SELECT {columns} FROM plan_occ ORDER BY phase_idx, order_key, doc_id, epoch"
+    def ordered_sql(self, columns: str = "o.phase, o.domain, o.doc_id, o.epoch, o.n_tokens, o.order_key",
+                    join: str = "") -> str:
+        """The plan (``plan_occ o``, optionally joined) in training order (phase, then interleave key; ids
+        break ties)."""
+        return f"SELECT {columns} FROM plan_occ o {join} ORDER BY o.phase_idx, o.order_key, o.doc_id, o.epoch"
 
     def table(self) -> list[dict[str, Any]]:
         return [asdict(c) for c in self.cells]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -35,8 +36,14 @@ def test_parts_are_in_training_order_with_phases_last(built):
     switch = phases.index("anneal")
     assert set(phases[:switch]) == {"main"} and set(phases[switch:]) == {"anneal"}
     assert {r["domain"] for r in rows[switch:]} == {"math", "code", "encyclopedic"}
-    plan = pq.read_table(d / "plan.parquet").to_pylist()
-    assert plan == rows  # plan.parquet is the same rows without text
+    plan = pq.read_table(d / "plan.parquet")
+    assert plan.select(list(rows[0])).to_pylist() == rows  # plan.parquet is the same rows without text
+    # plus where each use is: its first stream token (EOS after every document), its document's shard and row
+    n = plan.column("n_tokens").to_numpy()
+    assert plan.column("stream_start").to_pylist() == np.concatenate([[0], np.cumsum(n + 1)[:-1]]).tolist()
+    for r in plan.slice(0, 40).to_pylist():
+        shard = pq.read_table(Path(built.store.path(r["doc_file"])), columns=["doc_id"]).column("doc_id")
+        assert shard[r["doc_row"]].as_py() == r["doc_id"]
     # texts are the store's texts
     texts = dict(connect(built.store).execute("SELECT doc_id, text FROM docs").fetchall())
     t0 = parts[0].slice(0, 50).to_pylist()

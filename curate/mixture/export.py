@@ -11,10 +11,10 @@ end-of-training phase:
 - ``tokens``: ``<out>/<mixture>-<phase>.tokens`` (``uint16`` or ``uint32``, what ``numpy.memmap``
   opens, the nanoGPT / OLMo layout) and ``.offsets.npy`` (``int64``, document starts plus the end).
 
-Writes stream part by part (memory stays flat as the mixture grows), go to temporary names renamed
-at the end (synced first), are byte-identical when repeated, and are recorded with sizes, token counts and
-xxh3-128 hashes
-in the mixture's ``manifest.json`` under ``exports``.
+Writes stream a few row groups at a time (memory stays flat as the mixture grows; the next ones are read
+in a background thread meanwhile, and the disk write of what is written is started as it goes), go to
+temporary names renamed at the end (synced first), are byte-identical when repeated, and are recorded
+with sizes, token counts and xxh3-128 hashes in the mixture's ``manifest.json`` under ``exports``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ import shutil
 import struct
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
@@ -43,8 +46,10 @@ FORMATS = ("megatron", "tokens")
 #: Megatron-LM's indexed dataset: magic, version 1, then the dtype code of ``DType`` (megatron.core.datasets)
 MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
 MEGATRON_DTYPES = {np.dtype(np.uint8): 1, np.dtype(np.int32): 4, np.dtype(np.int64): 5, np.dtype(np.uint16): 8}
-BATCH_ROWS = 4096
+#: decoded bytes of the parts read per step: a few row groups, so reading overlaps converting and writing
+READ_BYTES = 4 << 20
 CHUNK = 1 << 20  # index entries written per chunk
+FLUSH_BYTES = 8 << 20  # written bytes after which their disk write is started
 
 
 @dataclass
@@ -148,16 +153,41 @@ def _phase_streams(mix: MixtureManifest, eos: int, dtype: np.dtype) -> Iterator[
 
 
 def _batches(mix: MixtureManifest, eos: int, dtype: np.dtype) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """(phase, tokens, per-document lengths) per run of one phase within a row batch of the parts."""
-    st = mix.store
+    """(phase, tokens, per-document lengths) per run of one phase within a row group of the parts."""
     column = "text" if mix.data.get("tokenizer", "bytes") == "bytes" else "token_ids"
+    for table in _read_ahead(_part_slices(mix, ["phase", column])):
+        for batch in table.to_batches():
+            runs = pc.run_end_encode(batch.column(0))  # the phase changes at most once per batch
+            lo = 0
+            for phase, hi in zip(runs.values.to_pylist(), runs.run_ends.to_pylist()):
+                yield phase, *document_tokens(batch.column(1).slice(lo, hi - lo), eos, dtype)
+                lo = hi
+
+
+def _part_slices(mix: MixtureManifest, columns: list[str]) -> Iterator[pa.Table]:
+    """The parts' ``columns`` in training order, a few row groups (``READ_BYTES`` decoded) at a time."""
+    st = mix.store
     for part in mix.parts:
         with st.fs.open_input_file(st.path(f"{mix.dir}/{part['name']}")) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, columns=["phase", column]):
-                phase = batch.column(0).to_numpy(zero_copy_only=False)
-                cuts = np.flatnonzero(phase[1:] != phase[:-1]) + 1
-                for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(phase)]):
-                    yield str(phase[lo]), *document_tokens(batch.column(1).slice(lo, hi - lo), eos, dtype)
+            pf = pq.ParquetFile(f)
+            groups: list[int] = []
+            size = 0
+            for g in range(pf.metadata.num_row_groups):
+                groups.append(g)
+                size += pf.metadata.row_group(g).total_byte_size
+                if size >= READ_BYTES or g + 1 == pf.metadata.num_row_groups:
+                    yield pf.read_row_groups(groups, columns=columns, use_threads=False)
+                    groups, size = [], 0
+
+
+def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """``items``, each read and decoded in a background thread while the caller converts and writes the one
+    before (pyarrow's decoding and the file writes release the GIL: the two use both cores)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(next, items, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, items, None)
+            yield item
 
 
 def _write_phase(prefix: Path, phase: str, docs: Iterator[tuple[np.ndarray, np.ndarray]], dtype: np.dtype,
@@ -222,14 +252,26 @@ def _chunks(path: Path) -> Iterator[np.ndarray]:
 
 
 class _HashingFile:
-    """Writes through to a file and hashes what it wrote (xxh3-128: the files are not read twice)."""
+    """Writes through to a file and hashes what it wrote (xxh3-128: the files are not read twice).
+
+    Every ``FLUSH_BYTES`` written, the disk write of what came before is started (``posix_fadvise``
+    DONTNEED starts writeback on Linux, as PostgreSQL's flush does where ``sync_file_range`` is missing),
+    so the closing fsync finds little left and the disk works while the next documents are converted.
+    """
 
     def __init__(self, f: BinaryIO) -> None:
         self.f, self.hash = f, xxhash.xxh3_128()
+        self._written = self._flushed = 0
 
     def write(self, data: bytes | memoryview) -> int:
         self.hash.update(data)
-        return self.f.write(data)
+        n = self.f.write(data)
+        self._written += n
+        if self._written - self._flushed >= FLUSH_BYTES and hasattr(os, "posix_fadvise"):
+            self.f.flush()
+            os.posix_fadvise(self.f.fileno(), self._flushed, self._written - self._flushed, os.POSIX_FADV_DONTNEED)
+            self._flushed = self._written
+        return n
 
 
 @contextlib.contextmanager

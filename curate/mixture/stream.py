@@ -11,6 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+#: documents at least this long on average are copied into place one by one (a Python step each, ~0.5 µs);
+#: shorter ones go through one vectorised ``np.insert`` (~0.6 ns more per token)
+LOOP_MIN_MEAN = 1024
+
 
 def document_tokens(col: pa.Array, eos: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """Documents (a text or a token-id list column) as one ``dtype`` array with EOS after each, and their
@@ -24,7 +28,15 @@ def document_tokens(col: pa.Array, eos: int, dtype: np.dtype) -> tuple[np.ndarra
         offsets = col.offsets.to_numpy().astype(np.int64)
         flat = col.values.to_numpy()[offsets[0]:offsets[-1]]
     lengths = np.diff(offsets)
-    return np.insert(flat.astype(dtype), np.cumsum(lengths), dtype.type(eos)), (lengths + 1).astype(np.int64)
+    if len(flat) < LOOP_MIN_MEAN * len(lengths):
+        return np.insert(flat.astype(dtype), np.cumsum(lengths), dtype.type(eos)), (lengths + 1).astype(np.int64)
+    tokens = np.empty(len(flat) + len(lengths), dtype)
+    ends = np.cumsum(lengths + 1)  # one past each document's EOS
+    within = (offsets - offsets[0]).tolist()
+    for a, b, at in zip(within[:-1], within[1:], (ends - lengths - 1).tolist()):
+        tokens[at:at + b - a] = flat[a:b]  # cast on the copy: no widened intermediate
+    tokens[ends - 1] = eos
+    return tokens, (lengths + 1).astype(np.int64)
 
 
 def window_partition(rank: int, world_size: int, worker: int, num_workers: int) -> tuple[int, int]:

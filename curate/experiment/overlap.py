@@ -2,10 +2,10 @@
 
 A target is only a target if the pool does not contain it: a resent mail, a man page
 translated with the same boilerplate or a licence header shared by many files puts
-held-out text into the training pool. Each document becomes the set of hashed word
-5-grams of its lowercased words (a document under 5 words: one gram of all its
-words); a pool document is excluded from every draw when its Jaccard similarity with
-any target document reaches ``threshold`` (default 0.5), or when it contains
+held-out text into the training pool. Each document becomes the set of its hashed word
+5-grams, normalised as the near-duplicate scorer does (:mod:`curate.dedup.shingles`;
+a document under 5 words: one gram of all its words); a pool document is excluded
+from every draw when its Jaccard similarity with any target document reaches ``threshold`` (default 0.5), or when it contains
 ``containment`` (default 0.8) of the 5-grams of a target document of at least
 ``min_grams`` (default 50: a paragraph, not a shared licence header or signature
 line). Candidate pairs come from the shared grams only (DuckDB joins them), so the
@@ -14,39 +14,22 @@ check stays linear in text.
 
 from __future__ import annotations
 
-import re
-import zlib
 from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-WORD = re.compile(r"\w+")
-_MUL = np.uint64(0x100000001B3)  # FNV-style mixing of word hashes into 5-gram hashes
-
-
-def shingles(text: str, n: int = 5) -> np.ndarray:
-    """Distinct 64-bit hashes of the word ``n``-grams of ``text`` (lowercased)."""
-    words = WORD.findall(text.lower())
-    if not words:
-        return np.empty(0, dtype=np.uint64)
-    h = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
-    if len(h) < n:
-        n = len(h)
-    g = np.zeros(len(h) - n + 1, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            g = g * _MUL + h[k: len(h) - n + 1 + k]
-    return np.unique(g)
+from curate.dedup.shingles import shingle_hashes
 
 
 def _gram_table(texts: list[str], n: int) -> tuple[pa.Table, np.ndarray]:
-    grams = [shingles(t, n) for t in texts]
-    sizes = np.array([len(g) for g in grams], dtype=np.int64)
-    doc = np.repeat(np.arange(len(texts), dtype=np.int32), sizes)
-    flat = np.concatenate(grams) if grams else np.empty(0, np.uint64)
-    return pa.table({"doc": doc, "gram": flat}), sizes
+    """(doc, gram) rows of every document's distinct word ``n``-grams, and each document's distinct count."""
+    sh = shingle_hashes(pa.array(texts, pa.large_string()), n)
+    doc = np.repeat(np.arange(len(texts), dtype=np.int32), sh.counts())
+    table = pa.table({"doc": doc, "gram": sh.hashes}).group_by(["doc", "gram"]).aggregate([])
+    sizes = np.bincount(table.column("doc").to_numpy(), minlength=len(texts)).astype(np.int64)
+    return table, sizes
 
 
 @dataclass

@@ -70,7 +70,7 @@ def overlap_exclusion(con: duckdb.DuckDBPyConnection, pool: str, targets: list[T
     path = out / "overlap.parquet"
     union = " UNION ".join(f"({t.sql})" for t in [*BUILTIN.values(), *(t for t in targets if t.name not in BUILTIN)])
     target_sql = f"SELECT doc_id, text FROM docs WHERE doc_id IN ({union})"
-    fp = fingerprint(corpus_signature(con), union, threshold, "overlap-2")
+    fp = fingerprint(corpus_signature(con), union, threshold, "overlap-3")
     if not _cached(path, fp):
         t0 = time.perf_counter()
         found = find_overlap(con, f"SELECT doc_id, text FROM docs WHERE {pool_where(pool)}", target_sql,

@@ -65,7 +65,11 @@ def _fingerprint(spec: dict[str, Any], scale: Scale, shared: dict[str, Any], out
     the overlap exclusion, and the target's score files the method reads."""
     scores = [json.loads((out / "scores" / f"{kind}-{slug(spec['target']['name'])}.json").read_text())["fingerprint"]
               for kind in METHODS[spec["method"]].scores]
-    return fingerprint(scale.to_dict(), spec["method"], spec["target"], spec["seed"], spec["ends"], shared, scores)
+    # the PreSelect family and the target LMs reach a run only through its score files (fingerprinted above):
+    # a new family retrains the runs that read PreSelect scores, not every run
+    settings = scale.to_dict()
+    settings["features"] = {k: v for k, v in settings["features"].items() if k not in ("family", "target_lm")}
+    return fingerprint(settings, spec["method"], spec["target"], spec["seed"], spec["ends"], shared, scores)
 
 
 def run_experiment(store: str | Path | Store, out: str | Path, *, scale: str = "default", methods: Any = None,

@@ -100,11 +100,14 @@ _PROSE = "domain IN ('books', 'encyclopedic')"
 _DEFAULT_RECIPE = FeatureRecipe(
     reference={"name": "tiny-lm", "config": "micro", "tokens": 1_000_000},
     proxies={"name": "proxy", "config": "micro", "tokens": 100_000, "seeds": 2},
-    # two general members of different size, and four trained on different slices of the domains: their
-    # ranking (and so which documents are "perfect") moves with the target
-    family=_family([(64, 2, 300_000, None), (96, 2, 500_000, None), (64, 2, 300_000, _MATH_CODE),
-                    (64, 2, 300_000, _PROSE), (64, 2, 300_000, "domain IN ('web', 'forum', 'docs')"),
-                    (64, 2, 300_000, "domain IN ('multilingual', 'docs', 'code')")],
+    # six members of one shape and one token budget that differ only in their domain mixture, with graded
+    # overlaps (math+code < technical < everything < ...), so a target's ranking follows how much of its
+    # kind of text each member saw, and a document is positive when its losses follow that order. A larger
+    # general member (the previous family) won every target it did not specialise on, so the positives were
+    # "text every extra token helps" (multilingual), whatever the target.
+    family=_family([(64, 2, 1_200_000, w) for w in (
+        None, _MATH_CODE, _PROSE, "domain IN ('web', 'forum', 'docs')",
+        "domain IN ('multilingual', 'docs', 'code')", "domain IN ('books', 'encyclopedic', 'web', 'forum')")],
                    family_eval_sql="SELECT text FROM docs WHERE corpus = 'heldout'",
                    sample_docs=2000, target_docs=400, max_chars=1000, positive_strength=14),
     target_lm={"config": "micro", "tokens": 400_000},

@@ -7,7 +7,7 @@ import pytest
 from curate import ingest
 from curate.embedded import write_jsonl
 from curate.errors import ConfigError
-from curate.experiment.overlap import find_overlap, shingles
+from curate.experiment.overlap import find_overlap
 from curate.experiment.targets import BUILTIN, parse_targets, target_names
 from curate.query import connect
 
@@ -30,12 +30,6 @@ def planted(tmp_path_factory, real_docs):
     ingest([write_jsonl(tmp / "held.jsonl", [{"id": d["id"], "text": d["text"], "domain": d["domain"]}
                                               for d in held])], store, "heldout", progress=False)
     return connect(store), held
-
-
-def test_shingles_are_word_5grams_of_lowercased_text():
-    assert len(shingles("a b c d e f")) == 2 and len(shingles("A b c d e")) == 1
-    assert (shingles("The cat sat on the mat") == shingles("the CAT sat, on the mat!")).all()
-    assert len(shingles("")) == 0 and len(shingles("two words")) == 1
 
 
 def test_planted_near_copies_are_found_and_nothing_else(planted):

@@ -25,6 +25,7 @@ from curate.errors import CurateError
 from curate.locks import default_timeout, store_lock
 from curate.objstore import worker_env
 from curate.progress import progress as progress_bar
+from curate.quiet import quiet_local_ray
 from curate.scoring import Scorer, scorer_fingerprint
 from curate.shards import (
     ShardResult,
@@ -80,6 +81,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
     if address:
         ray.init(address=address, runtime_env=runtime_env, **common)
     else:
+        quiet_local_ray()
         ray.init(
             num_cpus=num_cpus or os.cpu_count(),
             include_dashboard=False,

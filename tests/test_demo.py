@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from curate import connect
+from curate.quiet import QUIET_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +22,9 @@ pytestmark = pytest.mark.slow
 def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
     store = tmp_path / "demo-store"
     curate_bin = Path(sys.executable).parent / "curate"
-    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(tmp_path / "prefect"),
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
+    # the switches curate sets itself are taken out, so a quiet run proves the CLI sets them
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_ENV}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
     outputs, stamps = [], []
     for _ in range(2):
         log = tmp_path / f"demo-{len(outputs)}.log"
@@ -38,6 +41,8 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
         outputs.append(text)
         stamps.append((store / "mates" / "demo" / "stage-0" / "stage.json").stat().st_mtime_ns)
     first, second = outputs
+    for text in outputs:
+        assert_quiet(text)
     assert "demo: done — read 25,183 = kept 25,183" in first
     assert "messy: done — read 309 = kept 300 + quarantined 7 + duplicates 2" in first
     assert "curate.MixtureDataset streams it" in first
@@ -68,3 +73,14 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
     scores = json.loads((store / "mixtures" / "demo-mix" / "scores.json").read_text())
     ps = scores["preselect_score"]
     assert ps["selected"]["docs"] < ps["pool"]["docs"] and ps["selected"]["median"] > ps["pool"]["median"]
+
+
+#: a tqdm bar's rate field ("12.3it/s]", "4.56s/it]"): curate's own Rich bars never print one
+THIRD_PARTY_BAR = re.compile(r"(it/s|s/it)\]")
+
+
+def assert_quiet(text: str) -> None:
+    """No traceback, no ERROR log line and no third-party progress bar in a run's output."""
+    for line in text.splitlines():
+        assert "Traceback" not in line and not re.search(r"\|\s*ERROR\s*\|", line), f"noise: {line}\n{text[-3000:]}"
+        assert not THIRD_PARTY_BAR.search(line), f"a third-party progress bar: {line}"

@@ -22,6 +22,7 @@ from curate.cli import (
     preselect,
     score,
 )
+from curate.quiet import quiet_third_party
 
 app = typer.Typer(
     name="curate",
@@ -30,6 +31,15 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(
+        False, "--verbose", help="Keep the stack's own output: Prefect telemetry, transformers' and Hugging Face's "
+                                 "progress bars and notices (off by default; see curate.quiet).")) -> None:
+    quiet_third_party(verbose)  # before any command imports Prefect, transformers or Ray
+
 
 for module in (data, score, dedup, decontam, lm, preselect, mates, mix, lineage, flows, demo, experiment):
     module.register(app)

@@ -12,8 +12,10 @@ shard retried. Ray is imported only here and only when workers are used, so
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -36,6 +38,8 @@ from curate.shards import (
     update_manifest,
 )
 from curate.store import Store, StoreWriteError, check_name, is_environment_fault
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,15 +78,22 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        # Ray itself would join the cluster named in its address file (left by `ray start`) and then refuse
+        # num_cpus; or fail on a file a killed cluster left behind. Join a live one, start past a stale one.
+        address, line = local_cluster_choice()
+        if line:
+            log.warning(line)
     common = {"log_to_driver": False, "configure_logging": False}
     # ship curate and scorers to workers that were not started from this checkout
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     runtime_env = {"env_vars": {"PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}}
-    if address:
+    if address and address != "local":
         ray.init(address=address, runtime_env=runtime_env, **common)
     else:
         quiet_local_ray()
         ray.init(
+            address="local",  # a new local Ray, whatever an address file says
             num_cpus=num_cpus or os.cpu_count(),
             include_dashboard=False,
             object_store_memory=256 << 20,
@@ -90,6 +101,28 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
             **common,
         )
     return ray
+
+
+def local_cluster_choice(timeout: float = 1.0) -> tuple[str | None, str | None]:
+    """(address to join or None for a new local Ray, one line saying which) from Ray's address file.
+
+    A cluster started on this machine with ``ray start`` writes its address to a file that outlives it
+    when it is killed without ``ray stop``. Whether anything answers at that address decides.
+    """
+    from ray._private.utils import read_ray_address
+
+    found = read_ray_address()
+    if not found:
+        return None, None
+    host, _, port = found.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError):
+        return None, (f"Ray: nothing answers at {found} (an address file left by a cluster that was killed "
+                      f"without `ray stop`): starting a new local Ray")
+    return found, (f"Ray: joining the cluster started with `ray start` at {found} "
+                   f"(--ray-address local starts a separate one)")
 
 
 def map_on_ray(fn: Callable[[Any, Any], Any], shared: Any, parts: list[Any], *, ray_address: str | None = None) -> list[Any]:

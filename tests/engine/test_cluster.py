@@ -118,15 +118,15 @@ def _cluster_state(cluster: Cluster, token: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_curate_score_as_a_driver_of_a_ray_cluster(sharded_store, ray_cluster):
-    log = sharded_store.parent / "driver.log"
-    cmd = [str(BIN / "curate"), "score", "--scorers", "heuristics", "--store", str(sharded_store),
-           "--ray-address", ray_cluster.address]
+def _drive(store: Path, env: dict[str, str], *args: str) -> tuple[int | None, Path, int]:
+    """``curate score --scorers heuristics`` on ``store`` as its own driver process: (exit code, log, pid)."""
+    log = store.parent / "driver.log"
+    cmd = [str(BIN / "curate"), "score", "--scorers", "heuristics", "--store", str(store), *args]
     with open(log, "wb") as out:
         # own session: the driver's temporary Prefect server is reaped with it;
         # own PREFECT_HOME: the run's history (artifacts...) stays out of the default Prefect database;
         # its temporary server then migrates a fresh database, which on a loaded machine outlasts the 20s default
-        env = dict(_ray_env(ray_cluster.token), PREFECT_HOME=str(sharded_store.parent / "prefect-home"),
+        env = dict(env, PREFECT_HOME=str(store.parent / "prefect-home"),
                    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
         driver = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
@@ -137,9 +137,26 @@ def test_curate_score_as_a_driver_of_a_ray_cluster(sharded_store, ray_cluster):
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(driver.pid, signal.SIGKILL)
-    context = f"driver log:\n{_tail(log, 8000)}\nhead log:\n{_tail(ray_cluster.log, 2000)}"
-    assert rc == 0, f"curate score exited with {rc}\n{context}"
+    return rc, log, driver.pid
 
+
+def _driver_jobs(cluster: Cluster, pid: int) -> list[dict]:
+    probe = _cluster_state(cluster, cluster.token)
+    assert probe.returncode == 0, probe.stdout[-2000:] + probe.stderr[-4000:]
+    state = json.loads(next(line for line in probe.stdout.splitlines() if line.startswith("STATE "))[6:])
+    return [j for j in state["jobs"] if j["DriverPid"] == pid]
+
+
+def _address_file_env(token: str, ray_tmp: Path, address: str) -> dict[str, str]:
+    """A driver's environment with no address given and Ray's default address file naming ``address``:
+    what `ray start` leaves in /tmp/ray, here under a private RAY_TMPDIR."""
+    (ray_tmp / "ray").mkdir(parents=True, exist_ok=True)
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(address)
+    return dict(_ray_env(token), RAY_TMPDIR=str(ray_tmp))
+
+
+def test_curate_score_as_a_driver_of_a_ray_cluster(sharded_store, ray_cluster):
+    rc, log, pid = _drive(sharded_store, _ray_env(ray_cluster.token), "--ray-address", ray_cluster.address)
     # every shard scored, exactly one feature row per document
     features = sharded_store / "features" / "heuristics"
     manifest = json.loads((features / "_manifest.json").read_text())
@@ -156,8 +173,8 @@ def test_curate_score_as_a_driver_of_a_ray_cluster(sharded_store, ray_cluster):
     assert probe.returncode == 0, probe.stdout[-2000:] + probe.stderr[-4000:]
     state = json.loads(next(line for line in probe.stdout.splitlines() if line.startswith("STATE "))[6:])
     assert state["cpus"] == 2 and len(state["nodes"]) == 1
-    jobs = [j for j in state["jobs"] if j["DriverPid"] == driver.pid]
-    assert len(jobs) == 1, f"no job of driver pid {driver.pid} in {state['jobs']}\n{context}"
+    jobs = [j for j in state["jobs"] if j["DriverPid"] == pid]
+    assert len(jobs) == 1, f"no job of driver pid {pid} in {state['jobs']}\n{context}"
     assert "curate" in jobs[0]["Entrypoint"] and jobs[0]["IsDead"]
     actors = [a for a in state["actors"] if a["job"] == jobs[0]["JobID"]]
     # one actor per cluster CPU (2, for 6 shards), all on the head node, all released when done
@@ -173,3 +190,29 @@ def test_curate_score_as_a_driver_of_a_ray_cluster(sharded_store, ray_cluster):
     assert ok.returncode == 0 and "CONNECTED" in ok.stdout, ok.stderr[-3000:]
     assert bad.returncode != 0 and "CONNECTED" not in bad.stdout
     assert "AuthenticationError" in bad.stderr and "InvalidAuthToken" in bad.stderr, bad.stderr[-3000:]
+
+
+def test_without_an_address_curate_joins_the_live_cluster_its_address_file_names(sharded_store, ray_cluster):
+    """Ray alone would join it and then refuse the num_cpus curate passes for a local Ray (a traceback)."""
+    env = _address_file_env(ray_cluster.token, ray_cluster.temp_dir / "t", ray_cluster.address)
+    rc, log, pid = _drive(sharded_store, env)
+    text = _tail(log, 8000)
+    assert rc == 0, text
+    assert f"joining the cluster started with `ray start` at {ray_cluster.address}" in " ".join(text.split())
+    assert len(_driver_jobs(ray_cluster, pid)) == 1, text  # the work ran on that cluster
+    assert connect(sharded_store).execute("SELECT count(DISTINCT doc_id) FROM heuristics").fetchone()[0] == 300
+
+
+def test_without_an_address_curate_starts_a_local_ray_past_a_stale_address_file(sharded_store):
+    """A cluster killed without `ray stop` leaves its address file: nothing answers there any more."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="curate-st-", dir="/tmp"))
+    dead = f"127.0.0.1:{_free_port()}"
+    try:
+        rc, log, _ = _drive(sharded_store, _address_file_env(secrets.token_hex(32), ray_tmp, dead))
+        text = _tail(log, 8000)
+        assert rc == 0, text
+        assert f"nothing answers at {dead}" in " ".join(text.split()) and "starting a new local Ray" in text
+        assert connect(sharded_store).execute("SELECT count(DISTINCT doc_id) FROM heuristics").fetchone()[0] == 300
+    finally:
+        _reap_by_cmdline(str(ray_tmp))
+        shutil.rmtree(ray_tmp, ignore_errors=True)

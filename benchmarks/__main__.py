@@ -31,6 +31,7 @@ BENCHMARKS = {
     "mixture-plan": "benchmarks.mixture_plan",
     "export": "benchmarks.export",
     "lineage": "benchmarks.lineage",
+    "sql-join": "benchmarks.sql_join",
     "perplexity-tiny": "benchmarks.perplexity_tiny",
     "perplexity-smollm2": "benchmarks.perplexity_smollm2",
     "selection": "benchmarks.selection",

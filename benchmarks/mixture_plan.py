@@ -81,10 +81,12 @@ def spec_for(n: int) -> dict[str, Any]:
 
 
 def bare_join_seconds(store: Any) -> tuple[float, int]:
-    """DuckDB alone: the filtered candidates (id, domain, size) through the same ``doc_features`` join."""
-    from curate.query import connect
+    """DuckDB alone: the filtered candidates (id, domain, size) through ``doc_features`` joined on doc_id (the
+    view as ``curate sql --views`` prints it; ``connect`` itself joins aligned files by position)."""
+    from curate.query import connect, views_sql
 
     con = connect(store)
+    con.execute(views_sql(store))
     con.execute("SET enable_progress_bar = false")
     t0 = time.perf_counter()
     n = con.execute(f"""

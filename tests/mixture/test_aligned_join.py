@@ -55,3 +55,23 @@ def test_a_missing_or_foreign_feature_file_falls_back_to_the_id_join(scored, tmp
     assert "POSITIONAL" not in query.narrow_doc_features(con, st, *WHERE)
     docs = con.execute(f"SELECT count(DISTINCT doc_id) FROM {query.narrow_doc_features(con, st, *WHERE)}").fetchone()
     assert docs == (320,)
+
+
+def _view_sql(con) -> str:
+    return con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'doc_features'").fetchall()[0][0]
+
+
+def test_connect_gives_sql_users_the_positional_doc_features_with_the_same_rows(scored, tmp_path):
+    con = connect(scored)
+    assert "POSITIONAL JOIN" in _view_sql(con)
+    every = "SELECT * FROM doc_features ORDER BY doc_id"
+    positional = con.execute(every).fetchall()
+    con.execute(query.views_sql(scored))  # the id-join definitions, as curate sql --views prints them
+    assert "POSITIONAL" not in _view_sql(con)
+    assert con.execute(every).fetchall() == positional and len(positional) == 320
+    # a shard without its feature file: connect falls back to the id join (the shard's documents get NULLs)
+    st = Store.open(shutil.copytree(scored.root, tmp_path / "copy"))
+    (tmp_path / "copy" / st.list_files("features/heuristics")[1]).unlink()
+    con = connect(st)
+    assert "POSITIONAL" not in _view_sql(con)
+    assert con.execute("SELECT count(*), count(alpha_ratio) FROM doc_features").fetchone() == (320, 270)

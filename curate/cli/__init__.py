@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from curate.cli import (
+    browse,
     data,
     decontam,
     dedup,
@@ -41,7 +42,7 @@ def _root(verbose: bool = typer.Option(
     quiet_third_party(verbose)  # before any command imports Prefect, transformers or Ray
 
 
-for module in (data, score, dedup, decontam, lm, preselect, mates, mix, lineage, flows, demo, experiment):
+for module in (data, score, dedup, decontam, lm, preselect, mates, mix, lineage, flows, demo, experiment, browse):
     module.register(app)
 
 

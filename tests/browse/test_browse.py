@@ -1,0 +1,177 @@
+"""``curate browse`` in a real headless Chromium: every page loads, a score-range filter shows exactly the rows
+DuckDB gives, documents open with their text, features and near-duplicate cluster, a planted ``<script>``
+shows as text and never runs, and SQL that is not a query is refused on the page. Screenshots of each
+page go to the test's tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+from typer.testing import CliRunner
+
+from curate.browse.plots import histogram_counts
+from curate.cli import app
+from curate.query import connect
+from curate.store import Store
+from tests.browse.conftest import PLANTED
+
+runner = CliRunner()
+
+
+def load(driver, url: str, shot: Path | None = None) -> None:
+    driver.get(url)
+    assert "Internal Server Error" not in driver.page_source
+    if shot is not None:
+        driver.save_screenshot(str(shot))
+
+
+def follow(driver, element) -> None:
+    """Click a link or submit button and wait for the new page to finish (a click does not wait for it)."""
+    element.click()
+    wait = WebDriverWait(driver, 60, ignored_exceptions=(WebDriverException,))
+    wait.until(EC.staleness_of(element))
+    wait.until(EC.presence_of_element_located((By.ID, "timing")))  # the last element of every page
+    assert "Internal Server Error" not in driver.page_source
+
+
+def shown_ids(driver) -> list[str]:
+    return [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#docs td.doc_id")]
+
+
+def test_a_missing_or_empty_store_is_refused_before_serving(tmp_path):
+    r = runner.invoke(app, ["browse", "--store", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and "no curate store" in " ".join(r.output.split()) and "Traceback" not in r.output
+    Store.open(tmp_path / "empty", create=True)
+    r = runner.invoke(app, ["browse", "--store", str(tmp_path / "empty")])
+    assert r.exit_code == 2 and "has no documents yet" in " ".join(r.output.split())  # rich wraps long lines
+    assert "127.0.0.1" in runner.invoke(app, ["browse", "--help"]).output
+
+
+def test_overview_shows_domains_and_quarantine_with_its_records(server, driver, browse_store, tmp_path):
+    load(driver, server + "/", tmp_path / "overview.png")
+    con = connect(browse_store)
+    want = dict(con.sql("SELECT domain, count(*) FROM docs GROUP BY 1").fetchall())
+    rows = driver.find_elements(By.CSS_SELECTOR, "#domains tr")[1:]
+    got = {r.find_elements(By.TAG_NAME, "td")[1].text: int(r.find_elements(By.TAG_NAME, "td")[2].text.replace(",", ""))
+           for r in rows}
+    assert got == want
+    reasons = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#quarantine a")]
+    assert sorted(reasons) == sorted(r for (r,) in con.sql("SELECT DISTINCT reason FROM quarantine").fetchall())
+    follow(driver, driver.find_element(By.LINK_TEXT, "malformed_json"))
+    driver.save_screenshot(str(tmp_path / "quarantine.png"))
+    records = driver.find_elements(By.CSS_SELECTOR, "#records tr")[1:]
+    assert len(records) == 1 and "{broken" in records[0].text and "malformed_json" in records[0].text
+
+
+def test_score_range_filter_and_paging_match_duckdb(server, driver, browse_store, tmp_path):
+    con = connect(browse_store)
+    lo, hi = con.sql("SELECT quantile_cont(n_chars, 0.1), quantile_cont(n_chars, 0.9) FROM doc_features").fetchall()[0]
+    load(driver, server + "/documents", tmp_path / "documents.png")
+    Select(driver.find_element(By.ID, "range_col")).select_by_visible_text("n_chars")
+    driver.find_element(By.ID, "range_min").send_keys(str(lo))
+    driver.find_element(By.ID, "range_max").send_keys(str(hi))
+    Select(driver.find_element(By.ID, "sort")).select_by_visible_text("alpha_ratio")
+    follow(driver, driver.find_element(By.ID, "apply"))
+    driver.save_screenshot(str(tmp_path / "documents-filtered.png"))
+    query = ("SELECT doc_id FROM doc_features WHERE n_chars BETWEEN $lo AND $hi "
+             "ORDER BY alpha_ratio DESC NULLS LAST, doc_id LIMIT 50 OFFSET $o")
+    first = [r[0] for r in con.sql(query, params={"lo": lo, "hi": hi, "o": 0}).fetchall()]
+    assert len(first) == 50 and shown_ids(driver) == first
+    values = [float(td.get_attribute("data-value")) for td in driver.find_elements(By.CSS_SELECTOR, "td.col-n_chars")]
+    assert values and all(lo <= v <= hi for v in values)
+    follow(driver, driver.find_element(By.ID, "next"))  # the next page keeps the filter and the sort
+    assert shown_ids(driver) == [r[0] for r in con.sql(query, params={"lo": lo, "hi": hi, "o": 50}).fetchall()]
+
+
+def test_where_filter_runs_read_only_sql_and_refuses_other_statements(server, driver, browse_store, tmp_path):
+    con = connect(browse_store)
+    load(driver, server + "/documents?where=domain%20%3D%20%27code%27%20AND%20n_lines%20%3E%2020&sort=n_lines")
+    want = [r[0] for r in con.sql("SELECT doc_id FROM doc_features WHERE domain = 'code' AND n_lines > 20 "
+                                  "ORDER BY n_lines DESC, doc_id LIMIT 50").fetchall()]
+    assert want and shown_ids(driver) == want
+    docs_before = con.sql("SELECT count(*) FROM docs").fetchall()
+    files_before = sorted(p.relative_to(browse_store) for p in browse_store.rglob("*"))
+    for i, where in enumerate(["1=1; DROP VIEW docs", "DELETE FROM docs", "1=1; COPY docs TO 'x.csv'"]):
+        load(driver, server + "/documents")
+        box = driver.find_element(By.ID, "where")
+        box.clear()
+        box.send_keys(where)
+        follow(driver, driver.find_element(By.ID, "apply"))
+        driver.save_screenshot(str(tmp_path / f"refused-{i}.png"))
+        error = driver.find_element(By.ID, "error").text
+        assert "read-only" in error and "nothing was run" in error, error
+        assert not driver.find_elements(By.ID, "docs")
+        assert driver.find_element(By.ID, "where").get_attribute("value") == where  # kept to be corrected
+    assert connect(browse_store).sql("SELECT count(*) FROM docs").fetchall() == docs_before
+    assert sorted(p.relative_to(browse_store) for p in browse_store.rglob("*")) == files_before
+    load(driver, server + "/documents?where=1%3D1%20--%20a%20comment")  # cannot comment the page's LIMIT away
+    assert len(shown_ids(driver)) == 50 and driver.find_elements(By.ID, "next")
+    load(driver, server + "/documents?where=no_such_column%20%3E%201")
+    assert "DuckDB refused the filter" in driver.find_element(By.ID, "error").text
+
+
+def test_a_document_opens_with_its_text_features_and_cluster(server, driver, browse_store, tmp_path):
+    con = connect(browse_store)
+    doc_id, text, n_chars, cluster = con.sql(
+        "SELECT doc_id, text, n_chars, dup_cluster_id FROM doc_features WHERE orig_id = 'near-copy'").fetchall()[0]
+    load(driver, server + "/documents?where=orig_id%20%3D%20%27near-copy%27")
+    follow(driver, driver.find_element(By.LINK_TEXT, doc_id))
+    driver.save_screenshot(str(tmp_path / "document.png"))
+    assert driver.find_element(By.ID, "text").text == text.strip()  # innerText trims the pre's ends
+    values = {td.get_attribute("data-col"): td.text for td in driver.find_elements(By.CSS_SELECTOR, "#features td")}
+    assert values["n_chars"] == str(n_chars) and values["dup_cluster_id"] == str(cluster)
+    assert set(values) >= {"corpus", "domain", "n_bytes", "alpha_ratio", "dup_keep", "bands"}
+    members = {r[0] for r in con.sql("SELECT doc_id FROM near_dup WHERE dup_cluster_id = $c",
+                                     params={"c": cluster}).fetchall()}
+    shown = {tr.find_element(By.TAG_NAME, "td").text for tr in driver.find_elements(By.CSS_SELECTOR, "#cluster tr")[1:]}
+    assert len(members) >= 2 and shown == members
+    load(driver, server + "/doc/no-such-id")
+    assert "No document no-such-id" in driver.page_source
+
+
+def test_planted_script_shows_as_text_and_never_runs(server, driver, browse_store, tmp_path):
+    (doc_id,) = connect(browse_store).sql("SELECT doc_id FROM docs WHERE orig_id = 'planted-script'").fetchall()[0]
+    load(driver, server + "/documents?where=text%20LIKE%20%27%25%3Cscript%3E%25%27", tmp_path / "planted-list.png")
+    assert shown_ids(driver) == [doc_id]
+    assert "<script>" in driver.find_element(By.CSS_SELECTOR, "#docs td.snippet").text
+    assert driver.execute_script("return typeof window.__planted") == "undefined"
+    load(driver, server + f"/doc/{doc_id}", tmp_path / "planted-document.png")
+    assert driver.find_element(By.ID, "text").text == PLANTED
+    assert not driver.find_elements(By.CSS_SELECTOR, "#text script, #text img")
+    assert driver.execute_script("return typeof window.__planted") == "undefined"
+
+
+def test_models_page_shows_each_card(server, driver, browse_store, tmp_path):
+    load(driver, server + "/models", tmp_path / "models.png")
+    card = json.loads((browse_store / "models" / "domain" / "card.json").read_text())
+    shown = json.loads(driver.find_element(By.CSS_SELECTOR, "pre.card").text)
+    assert shown == card and "accuracy" in shown
+
+
+@pytest.mark.parametrize("page", ["/quarantine", "/histograms", "/documents?sort=n_bytes&order=asc&page=2"])
+def test_every_other_page_loads(server, driver, page, tmp_path):
+    load(driver, server + page, tmp_path / "page.png")
+    assert driver.find_element(By.ID, "timing").text.startswith("rendered in")
+
+
+def test_histogram_of_a_score_per_domain_renders(server, driver, browse_store, tmp_path):
+    load(driver, server + "/histograms")
+    Select(driver.find_element(By.ID, "column")).select_by_visible_text("n_chars")
+    follow(driver, driver.find_element(By.ID, "show"))
+    img = driver.find_element(By.ID, "histogram")
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script("return arguments[0].complete", img))
+    driver.save_screenshot(str(tmp_path / "histogram.png"))
+    assert driver.execute_script("return arguments[0].naturalWidth", img) > 300  # a drawn PNG, not a broken image
+    con = connect(browse_store)
+    data = histogram_counts(con, Store.open(browse_store), "n_chars")
+    assert data is not None and len(data["edges"]) == 41
+    want = dict(con.sql("SELECT domain, count(*) FROM doc_features WHERE n_chars IS NOT NULL GROUP BY 1").fetchall())
+    assert {d: sum(c) for d, c in data["counts"].items()} == want
+    load(driver, server + "/histograms?column=%3Cb%3Enope")
+    assert "Unknown score column <b>nope" in driver.find_element(By.ID, "error").text

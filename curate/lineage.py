@@ -246,18 +246,8 @@ def uses_of(store: Store | str, doc_id: str, *, seq_len: int | None = None,
     st = Store.of(store)
     con = connect(st)  # the store's views and credentials (an object store works as a local one)
     try:
-        features = _features_of(con, st, doc_id)
-        used = []
-        for name in sorted(st.list_dirs("mixtures")):
-            if not st.exists(f"{st.mixtures_dir(name)}/manifest.json"):
-                continue
-            for i, phase, epoch, start, end in _uses_in(con, MixtureManifest.load(st, name), doc_id):
-                use = {"mixture": name, "position": i, "phase": phase, "epoch": epoch,
-                       "tokens_from": start, "tokens_to": end}
-                if seq_len and global_batch:
-                    size = seq_len + 1
-                    use["steps"] = [start // size // global_batch, (end - 1) // size // global_batch]
-                used.append(use)
+        features = features_of(con, st, doc_id)
+        used = mixture_uses(con, st, doc_id, seq_len=seq_len, global_batch=global_batch)
     finally:
         con.close()
     near = {k: features[k] for k in ("dup_cluster_id", "dup_cluster_size", "dup_keep", "dup_kept_doc_id")
@@ -265,7 +255,24 @@ def uses_of(store: Store | str, doc_id: str, *, seq_len: int | None = None,
     return {"doc_id": doc_id, "uses": used, "near_duplicate": near or None, "features": features}
 
 
-def _features_of(con: duckdb.DuckDBPyConnection, st: Store, doc_id: str) -> dict[str, Any]:
+def mixture_uses(con: duckdb.DuckDBPyConnection, st: Store, doc_id: str, *, seq_len: int | None = None,
+                 global_batch: int | None = None) -> list[dict[str, Any]]:
+    """Every use of ``doc_id`` in the store's mixtures (see :func:`uses_of`), on a connection with its views."""
+    used = []
+    for name in sorted(st.list_dirs("mixtures")):
+        if not st.exists(f"{st.mixtures_dir(name)}/manifest.json"):
+            continue
+        for i, phase, epoch, start, end in _uses_in(con, MixtureManifest.load(st, name), doc_id):
+            use = {"mixture": name, "position": i, "phase": phase, "epoch": epoch,
+                   "tokens_from": start, "tokens_to": end}
+            if seq_len and global_batch:
+                size = seq_len + 1
+                use["steps"] = [start // size // global_batch, (end - 1) // size // global_batch]
+            used.append(use)
+    return used
+
+
+def features_of(con: duckdb.DuckDBPyConnection, st: Store, doc_id: str) -> dict[str, Any]:
     """The ``doc_features`` row of ``doc_id``: one scan of the shards' ids finds its row, whose features are
     read there by position when the feature files align; else the whole view is filtered."""
     from curate.query import doc_features_at, docs_with_location

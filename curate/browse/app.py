@@ -15,7 +15,7 @@ import duckdb
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from curate.browse import plots, queries
+from curate.browse import artifacts, plots, queries
 from curate.browse.pages import render
 from curate.errors import CurateError
 from curate.query import connect
@@ -114,15 +114,16 @@ def make_app(store: Store | str) -> FastAPI:
     def document(request: Request, doc_id: str) -> HTMLResponse:
         started = time.perf_counter()
         con = browser.connection()
-        values = queries.document(con, st, doc_id)
-        if values is None:
+        found = queries.document(con, st, doc_id)
+        if found is None:
             return HTMLResponse(render("missing.html", store=st.uri, what=f"document {doc_id}", path="", ms=0.0),
                                 status_code=404)
+        values = found["features"]
         cluster = values.get("dup_cluster_id")
         members = queries.near_duplicates(con, st, int(cluster)) if cluster is not None else []
         text = values.pop("text", "") or ""
         return page("document.html", request, started, doc_id=doc_id, text=text, values=values,
-                    members=members, show=queries.show_value)
+                    members=members, uses=found["uses"], show=queries.show_value)
 
     @app.get("/quarantine", response_class=HTMLResponse)
     def quarantine(request: Request, corpus: str | None = None, reason: str | None = None,
@@ -152,7 +153,24 @@ def make_app(store: Store | str) -> FastAPI:
     @app.get("/models", response_class=HTMLResponse)
     def models(request: Request) -> HTMLResponse:
         started = time.perf_counter()
-        return page("models.html", request, started, models=queries.models(st))
+        return page("models.html", request, started, models=artifacts.models(st))
+
+    @app.get("/mixtures", response_class=HTMLResponse)
+    def mixtures(request: Request) -> HTMLResponse:
+        started = time.perf_counter()
+        return page("mixtures.html", request, started, mixtures=artifacts.mixtures(st))
+
+    @app.get("/mates", response_class=HTMLResponse)
+    def mates(request: Request) -> HTMLResponse:
+        started = time.perf_counter()
+        return page("mates.html", request, started, stages=artifacts.mates_stages(st))
+
+    @app.get("/picture/{path:path}")
+    def picture(path: str) -> Response:
+        png = artifacts.picture(st, path)
+        if png is None:
+            return PlainTextResponse(f"no picture {path!r} in this store", status_code=404)
+        return Response(png, media_type="image/png")
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:  # the tests (and a user's script) wait on this before loading pages

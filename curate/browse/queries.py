@@ -17,7 +17,9 @@ from typing import Any
 
 import duckdb
 
-from curate.query import doc_features_at, docs_with_location, narrow_doc_features
+from curate.errors import ConfigError
+from curate.lineage import features_of, mixture_uses
+from curate.query import narrow_doc_features
 from curate.readonly import ReadOnlyError, check_read_only
 from curate.stats import domain_table, quarantine_table
 from curate.store import Store
@@ -152,23 +154,13 @@ def _snippets(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, str]:
 
 
 def document(con: duckdb.DuckDBPyConnection, store: Store, doc_id: str) -> dict[str, Any] | None:
-    """One document with every ``doc_features`` value, read by position where the store allows (fast on
-    10 M documents), else by id; None when no document has ``doc_id``."""
-    found = con.sql(f"SELECT doc_file, doc_row FROM {docs_with_location(store)} WHERE doc_id = $id LIMIT 1",
-                    params={"id": doc_id}).fetchall()
-    where = found[0] if found else None
-    source = None
-    if where is not None and where[0] is not None:
-        source = doc_features_at(con, store, {where[0]: [int(where[1])]})
-    if source is None:
-        source = "doc_features"
-    rel = con.sql(f"SELECT * FROM {source} WHERE doc_id = $id LIMIT 1", params={"id": doc_id})
-    rows = rel.fetchall()
-    if not rows:
+    """One document with every ``doc_features`` value (read by position where the store allows: fast on
+    10 M documents) and its uses in the store's mixtures (``"uses"``); None when no document has ``doc_id``."""
+    try:
+        values = features_of(con, store, doc_id)
+    except ConfigError:  # no such document
         return None
-    values = dict(zip(rel.columns, rows[0]))
-    values.pop("doc_file", None), values.pop("doc_row", None)
-    return values
+    return {"features": values, "uses": mixture_uses(con, store, doc_id)}
 
 
 def near_duplicates(con: duckdb.DuckDBPyConnection, store: Store, cluster_id: int,
@@ -189,8 +181,3 @@ def show_value(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value, default=str)[:2000]
     return "" if value is None else str(value)
-
-
-def models(store: Store) -> list[dict[str, Any]]:
-    """Every model directory of the store with its ``card.json`` (None when it has none)."""
-    return [{"name": name, "card": store.read_json(f"models/{name}/card.json")} for name in store.list_dirs("models")]

@@ -20,8 +20,10 @@ from curate.dedup.cluster import cluster_near_duplicates
 from curate.domain import train_domain
 from curate.embedded import write_jsonl as write_jsonl_file
 from curate.execute import run_scorer
+from curate.mixture import build_mixture, load_spec
 from scorers.heuristics import HeuristicsScorer
 from scorers.minhash import MinHashScorer
+from tests.mixture._specs import spec_dict
 
 # Debian's packages put them here; CURATE_CHROMIUM / CURATE_CHROMEDRIVER point elsewhere
 CHROMIUM = os.environ.get("CURATE_CHROMIUM", "/usr/bin/chromium")
@@ -37,8 +39,8 @@ PLANTED = ('Release notes <script>window.__planted = "script ran";</script> and 
 @pytest.fixture(scope="session")
 def browse_store(tmp_path_factory, real_docs) -> Path:
     """Real documents of every domain, the planted one, a near-copy of one document (a cluster), two
-    malformed lines (quarantine), scored by the heuristics and MinHash scorers and clustered, and a small
-    fastText domain model."""
+    malformed lines (quarantine), scored by the heuristics and MinHash scorers and clustered, a small
+    fastText domain model and a two-phase mixture."""
     tmp = tmp_path_factory.mktemp("browse")
     records = [{"id": d["id"], "text": d["text"], "domain": d["domain"]} for d in real_docs]
     long_doc = max(real_docs, key=lambda d: len(d["text"]))
@@ -53,6 +55,7 @@ def browse_store(tmp_path_factory, real_docs) -> Path:
         assert not report.failed
     cluster_near_duplicates(store)
     train_domain(store, dim=16, epoch=2, bucket=10_000, threads=1)  # a real model and card for /models
+    build_mixture(store, load_spec(spec_dict(name="browse-mix", tokens=200_000)))  # report, plots, plan
     return store
 
 

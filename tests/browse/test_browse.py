@@ -154,7 +154,38 @@ def test_models_page_shows_each_card(server, driver, browse_store, tmp_path):
     assert shown == card and "accuracy" in shown
 
 
-@pytest.mark.parametrize("page", ["/quarantine", "/histograms", "/documents?sort=n_bytes&order=asc&page=2"])
+def test_mixtures_page_shows_phase_domain_tokens_and_plots(server, driver, browse_store, tmp_path):
+    load(driver, server + "/mixtures", tmp_path / "mixtures.png")
+    manifest = json.loads((browse_store / "mixtures" / "browse-mix" / "manifest.json").read_text())
+    want = {(p["name"], d): c["tokens"] for p in manifest["phases"] for d, c in p["domains"].items()}
+    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            for tr in driver.find_elements(By.CSS_SELECTOR, "table.phases tr")[1:]]
+    header = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "table.phases th")]
+    tokens = header.index("tokens")
+    assert {(r[0], r[1]): int(r[tokens].replace(",", "")) for r in rows} == want
+    pictures = driver.find_elements(By.CSS_SELECTOR, "img.picture")
+    assert {"domain_share.png", "tokens.png"} <= {p.get_attribute("alt").rsplit("/", 1)[1] for p in pictures}
+    WebDriverWait(driver, 60).until(lambda d: all(d.execute_script("return arguments[0].complete", p) for p in pictures))
+    assert all(driver.execute_script("return arguments[0].naturalWidth", p) > 100 for p in pictures)
+    # only PNGs under models/, mixtures/ and mates/ are served
+    for path in ("/picture/models/domain/card.json", "/picture/mixtures/browse-mix/..%2F..%2Fstore.json",
+                 "/picture/shards/c/x.png"):
+        load(driver, server + path)
+        assert "no picture" in driver.page_source
+
+
+def test_a_used_document_shows_its_mixture_uses(server, driver, browse_store):
+    con = connect(browse_store)
+    plan = str(browse_store / "mixtures" / "browse-mix" / "plan.parquet")
+    doc_id, phase, epoch = con.sql(f"SELECT doc_id, phase, epoch FROM read_parquet('{plan}') ORDER BY position "
+                                   "LIMIT 1").fetchall()[0]
+    load(driver, server + f"/doc/{doc_id}")
+    uses = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            for tr in driver.find_elements(By.CSS_SELECTOR, "#uses tr")[1:]]
+    assert uses and uses[0][:3] == ["browse-mix", phase, str(epoch)]
+
+
+@pytest.mark.parametrize("page", ["/quarantine", "/histograms", "/mates", "/documents?sort=n_bytes&order=asc&page=2"])
 def test_every_other_page_loads(server, driver, page, tmp_path):
     load(driver, server + page, tmp_path / "page.png")
     assert driver.find_element(By.ID, "timing").text.startswith("rendered in")

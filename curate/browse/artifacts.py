@@ -1,0 +1,60 @@
+"""What curate wrote beside the data, for ``curate browse``: model cards, mixture reports and MATES stages
+(their JSON and PNG plots), read from the store as they are; nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curate.mixture.manifest import MixtureManifest
+from curate.mixture.report import score_rows, table_rows
+from curate.store import Store
+
+# the store folders whose PNGs a page may show (plots curate drew there); nothing else is served
+PICTURE_ROOTS = ("models", "mixtures", "mates")
+
+
+def _pictures(store: Store, folder: str) -> list[str]:
+    return store.list_files(folder, suffix=".png")
+
+
+def models(store: Store) -> list[dict[str, Any]]:
+    """Every model directory with its ``card.json`` (None when it has none) and its plots."""
+    return [{"name": name, "card": store.read_json(f"models/{name}/card.json"),
+             "pictures": _pictures(store, f"models/{name}")} for name in store.list_dirs("models")]
+
+
+def mixtures(store: Store) -> list[dict[str, Any]]:
+    """Every built mixture: its totals, phase x domain rows, scores kept vs pool and plots."""
+    out = []
+    for name in store.list_dirs("mixtures"):
+        data = store.read_json(f"mixtures/{name}/manifest.json")
+        if data is None:
+            continue  # a mixture being built, or an export folder: nothing to show yet
+        manifest = MixtureManifest(store, name, data)
+        scores = store.read_json(f"mixtures/{name}/scores.json") or {}
+        out.append({"name": name, "tokens": data.get("tokens"), "rows": table_rows(manifest),
+                    "scores": score_rows(scores), "pictures": _pictures(store, f"mixtures/{name}")})
+    return out
+
+
+def mates_stages(store: Store) -> list[dict[str, Any]]:
+    """Every MATES run's stages with the stage summary (``stage.json``), influence card and plots."""
+    out = []
+    for run in store.list_dirs("mates"):
+        for stage in store.list_dirs(f"mates/{run}"):
+            folder = f"mates/{run}/{stage}"
+            out.append({"name": f"{run}/{stage}", "summary": store.read_json(f"{folder}/stage.json"),
+                        "card": store.read_json(f"{folder}/influence_card.json"),
+                        "pictures": _pictures(store, folder)})
+    return out
+
+
+def picture(store: Store, path: str) -> bytes | None:
+    """The PNG at store-relative ``path`` when it lies under :data:`PICTURE_ROOTS`, else None (never a
+    path that climbs out, never another kind of file)."""
+    parts = path.split("/")
+    if (len(parts) < 2 or parts[0] not in PICTURE_ROOTS or not path.endswith(".png")
+            or any(p in ("", ".", "..") or "\\" in p for p in parts)):
+        return None
+    return store.read_bytes(path)

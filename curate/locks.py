@@ -10,9 +10,11 @@ whose it is.
 The file is never deleted or replaced: unlinking a lock file while another
 process waits on the old inode would let two holders in at once.
 
-Object-store URIs have no ``flock``; there the lock is a no-op and safety rests
-on the atomic commit protocol alone (two writers then do the same work twice
-but never leave a half or duplicated feature file).
+Object-store URIs have no ``flock``; there the lock is a lease object taken and
+renewed with S3's conditional writes (:mod:`curate.lease`, needs boto3). Without
+boto3 it is a no-op and safety rests on the atomic commit protocol alone (two
+writers then do the same work twice but never leave a half or duplicated
+feature file).
 """
 
 from __future__ import annotations
@@ -118,7 +120,14 @@ def store_lock(
     warning naming it). Raises :class:`LockedError` naming the holder when the time is up.
     """
     if not store.is_local:
-        yield None
+        from curate.lease import have_boto3, object_store_lease
+
+        if not have_boto3():
+            log.warning("curate: %s runs without a lease on the object store (install boto3 for one)", what)
+            yield None
+            return
+        with object_store_lease(store, name, what, timeout=timeout) as waited_for:
+            yield waited_for
         return
     path = lock_path(store, name)
     try:

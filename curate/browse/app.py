@@ -135,17 +135,22 @@ def make_app(store: Store | str) -> FastAPI:
                     reason=reason, page_no=page_no)
 
     @app.get("/histograms", response_class=HTMLResponse)
-    def histograms(request: Request, column: str | None = None) -> HTMLResponse:
+    def histograms(request: Request, column: str | None = None, mixture: str | None = None) -> HTMLResponse:
         started = time.perf_counter()
         chosen = column if column in browser.numeric else None
+        names = [m for m in st.list_dirs("mixtures") if artifacts.mixture_docs(st, m)]
         return page("histograms.html", request, started, numeric=browser.numeric, column=chosen,
+                    mixtures=names, mixture=mixture if mixture in names else None,
                     unknown=column if column and chosen is None else None)
 
     @app.get("/plot/histogram.png")
-    def histogram_png(column: str) -> Response:
+    def histogram_png(column: str, mixture: str | None = None) -> Response:
         if column not in browser.numeric:
             return PlainTextResponse(f"unknown score column {column!r}", status_code=404)
-        png = plots.histogram_png(browser.connection(), st, column)
+        selected = artifacts.mixture_docs(st, mixture) if mixture else None
+        if mixture and selected is None:
+            return PlainTextResponse(f"no built mixture {mixture!r} in this store", status_code=404)
+        png = plots.histogram_png(browser.connection(), st, column, selected=selected, label=mixture or "selected")
         if png is None:
             return PlainTextResponse(f"{column} has no finite values", status_code=404)
         return Response(png, media_type="image/png")

@@ -38,6 +38,16 @@ def mixtures(store: Store) -> list[dict[str, Any]]:
     return out
 
 
+def mixture_docs(store: Store, name: str) -> str | None:
+    """A query for the ``doc_id`` of every document mixture ``name`` uses (its plan), or None when the store
+    has no such built mixture or DuckDB cannot read it there (an object store)."""
+    data = store.read_json(f"mixtures/{name}/manifest.json") if name in store.list_dirs("mixtures") else None
+    if data is None or not store.is_local:
+        return None
+    plan = store.path(f"mixtures/{name}/{data.get('plan', 'plan.parquet')}").replace("'", "''")
+    return f"SELECT doc_id FROM read_parquet('{plan}')"
+
+
 def mates_stages(store: Store) -> list[dict[str, Any]]:
     """Every MATES run's stages with the stage summary (``stage.json``), influence card and plots."""
     out = []

@@ -20,27 +20,38 @@ BINS = 40
 _DRAWING = threading.Lock()
 
 
-def histogram_counts(con: duckdb.DuckDBPyConnection, store: Store, column: str,
-                     bins: int = BINS) -> dict[str, Any] | None:
-    """Shared bin edges and per-domain counts of ``column`` (finite values only); None when it has none."""
+def histogram_counts(con: duckdb.DuckDBPyConnection, store: Store, column: str, bins: int = BINS,
+                     selected: str | None = None) -> dict[str, Any] | None:
+    """Shared bin edges and per-domain counts of ``column`` (finite values only) over the pool, and over the
+    documents of ``selected`` (a query returning ``doc_id``, e.g. a mixture's plan) when given; None when the
+    column has no finite value."""
     col = '"' + column.replace('"', '""') + '"'
-    values = (f"SELECT coalesce(domain, '(none)') AS domain, {col}::DOUBLE AS v "
+    picked = f"doc_id IN ({selected})" if selected else "false"
+    values = (f"SELECT coalesce(domain, '(none)') AS domain, {col}::DOUBLE AS v, {picked} AS picked "
               f"FROM {narrow_doc_features(con, store, column)} WHERE isfinite({col}::DOUBLE)")
     lo, hi = con.sql(f"SELECT min(v), max(v) FROM ({values})").fetchall()[0]
     if lo is None:
         return None
     width = (hi - lo) / bins or 1.0
     counts: dict[str, list[int]] = {}
-    rows = con.sql(f"SELECT domain, least(floor((v - $lo) / $w)::INTEGER, {bins - 1}) AS b, count(*) "
-                   f"FROM ({values}) GROUP BY ALL", params={"lo": lo, "w": width}).fetchall()
-    for domain, b, n in rows:
+    chosen: dict[str, list[int]] = {}
+    rows = con.sql(f"SELECT domain, least(floor((v - $lo) / $w)::INTEGER, {bins - 1}) AS b, count(*), "
+                   f"count(*) FILTER (WHERE picked) FROM ({values}) GROUP BY ALL",
+                   params={"lo": lo, "w": width}).fetchall()
+    for domain, b, n, k in rows:
         counts.setdefault(domain, [0] * bins)[int(b)] = int(n)
-    return {"edges": [lo + i * width for i in range(bins + 1)], "counts": dict(sorted(counts.items()))}
+        chosen.setdefault(domain, [0] * bins)[int(b)] = int(k)
+    out: dict[str, Any] = {"edges": [lo + i * width for i in range(bins + 1)], "counts": dict(sorted(counts.items()))}
+    if selected:
+        out["selected"] = dict(sorted(chosen.items()))
+    return out
 
 
-def histogram_png(con: duckdb.DuckDBPyConnection, store: Store, column: str) -> bytes | None:
-    """One small panel per domain (share of that domain's documents per bin, shared x axis) as PNG bytes."""
-    data = histogram_counts(con, store, column)
+def histogram_png(con: duckdb.DuckDBPyConnection, store: Store, column: str, selected: str | None = None,
+                  label: str = "selected") -> bytes | None:
+    """One small panel per domain (share of that domain's documents per bin, shared x axis; the ``selected``
+    documents drawn over the pool when given) as PNG bytes."""
+    data = histogram_counts(con, store, column, selected=selected)
     if data is None:
         return None
     import numpy as np
@@ -58,10 +69,18 @@ def histogram_png(con: duckdb.DuckDBPyConnection, store: Store, column: str) -> 
         edges = np.asarray(data["edges"])
         for ax, domain in zip(axes.flat, domains):
             counts = np.asarray(data["counts"][domain], dtype=float)
-            ax.stairs(counts / max(counts.sum(), 1), edges, fill=True, alpha=0.7)
-            ax.set_title(f"{domain} ({int(counts.sum()):,})", fontsize=9)
+            ax.stairs(counts / max(counts.sum(), 1), edges, fill=True, alpha=0.5 if selected else 0.7,
+                      color="tab:gray" if selected else "tab:blue", label=f"pool ({int(counts.sum()):,})")
+            title = f"{domain} ({int(counts.sum()):,})"
+            if selected:
+                kept = np.asarray(data["selected"][domain], dtype=float)
+                ax.stairs(kept / max(kept.sum(), 1), edges, color="tab:blue", label=f"{label} ({int(kept.sum()):,})")
+                ax.legend(fontsize=6)
+                title = domain
+            ax.set_title(title, fontsize=9)
             ax.tick_params(labelsize=7)
         for ax in list(axes.flat)[len(domains):]:
             ax.set_visible(False)
-        fig.suptitle(f"{column}: share of each domain's documents per bin")
+        fig.suptitle(f"{column}: share of each domain's documents per bin"
+                     + (f", {label} vs pool" if selected else ""))
         return png_bytes(fig)

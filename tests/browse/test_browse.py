@@ -15,6 +15,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from typer.testing import CliRunner
 
+from curate.browse.artifacts import mixture_docs
 from curate.browse.plots import histogram_counts
 from curate.cli import app
 from curate.query import connect
@@ -38,6 +39,22 @@ def follow(driver, element) -> None:
     wait.until(EC.staleness_of(element))
     wait.until(EC.presence_of_element_located((By.ID, "timing")))  # the last element of every page
     assert "Internal Server Error" not in driver.page_source
+
+
+def drawn_width(driver, img) -> int:
+    """The decoded width of an <img> once loaded: 0 for a broken image."""
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script("return arguments[0].complete", img))
+    return driver.execute_script("return arguments[0].naturalWidth", img)
+
+
+def show_histogram(driver, select_id: str, option: str, shot: Path):
+    """Pick ``option`` in the histograms form's ``select_id``, submit, screenshot; returns the <img>."""
+    Select(driver.find_element(By.ID, select_id)).select_by_visible_text(option)
+    follow(driver, driver.find_element(By.ID, "show"))
+    img = driver.find_element(By.ID, "histogram")
+    drawn_width(driver, img)
+    driver.save_screenshot(str(shot))
+    return img
 
 
 def shown_ids(driver) -> list[str]:
@@ -165,8 +182,7 @@ def test_mixtures_page_shows_phase_domain_tokens_and_plots(server, driver, brows
     assert {(r[0], r[1]): int(r[tokens].replace(",", "")) for r in rows} == want
     pictures = driver.find_elements(By.CSS_SELECTOR, "img.picture")
     assert {"domain_share.png", "tokens.png"} <= {p.get_attribute("alt").rsplit("/", 1)[1] for p in pictures}
-    WebDriverWait(driver, 60).until(lambda d: all(d.execute_script("return arguments[0].complete", p) for p in pictures))
-    assert all(driver.execute_script("return arguments[0].naturalWidth", p) > 100 for p in pictures)
+    assert all(drawn_width(driver, p) > 100 for p in pictures)
     # only PNGs under models/, mixtures/ and mates/ are served
     for path in ("/picture/models/domain/card.json", "/picture/mixtures/browse-mix/..%2F..%2Fstore.json",
                  "/picture/shards/c/x.png"):
@@ -193,12 +209,8 @@ def test_every_other_page_loads(server, driver, page, tmp_path):
 
 def test_histogram_of_a_score_per_domain_renders(server, driver, browse_store, tmp_path):
     load(driver, server + "/histograms")
-    Select(driver.find_element(By.ID, "column")).select_by_visible_text("n_chars")
-    follow(driver, driver.find_element(By.ID, "show"))
-    img = driver.find_element(By.ID, "histogram")
-    WebDriverWait(driver, 60).until(lambda d: d.execute_script("return arguments[0].complete", img))
-    driver.save_screenshot(str(tmp_path / "histogram.png"))
-    assert driver.execute_script("return arguments[0].naturalWidth", img) > 300  # a drawn PNG, not a broken image
+    img = show_histogram(driver, "column", "n_chars", tmp_path / "histogram.png")
+    assert drawn_width(driver, img) > 300  # a drawn PNG, not a broken image
     con = connect(browse_store)
     data = histogram_counts(con, Store.open(browse_store), "n_chars")
     assert data is not None and len(data["edges"]) == 41
@@ -206,3 +218,17 @@ def test_histogram_of_a_score_per_domain_renders(server, driver, browse_store, t
     assert {d: sum(c) for d, c in data["counts"].items()} == want
     load(driver, server + "/histograms?column=%3Cb%3Enope")
     assert "Unknown score column <b>nope" in driver.find_element(By.ID, "error").text
+
+
+def test_histogram_of_a_mixture_against_the_pool(server, driver, browse_store, tmp_path):
+    load(driver, server + "/histograms?column=alpha_ratio")
+    img = show_histogram(driver, "mixture", "browse-mix", tmp_path / "histogram-mixture.png")
+    assert "mixture=browse-mix" in img.get_attribute("src") and drawn_width(driver, img) > 300
+    st = Store.open(browse_store)
+    data = histogram_counts(connect(browse_store), st, "alpha_ratio", selected=mixture_docs(st, "browse-mix"))
+    plan = str(browse_store / "mixtures" / "browse-mix" / "plan.parquet")
+    want = dict(connect(browse_store).sql(
+        f"SELECT domain, count(*) FROM doc_features WHERE doc_id IN (SELECT doc_id FROM read_parquet('{plan}')) "
+        "AND isfinite(alpha_ratio) GROUP BY 1").fetchall())
+    assert {d: sum(c) for d, c in data["selected"].items() if sum(c)} == want
+    assert mixture_docs(st, "../store") is None and mixture_docs(st, "no-such-mix") is None

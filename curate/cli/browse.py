@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
 
 from curate.cli.common import StoreOpt, console, err, friendly
+from curate.errors import CurateError
 
 LOOPBACK = "127.0.0.1"
 
@@ -29,10 +31,26 @@ def browse(
     from curate.browse.app import make_app
 
     app = make_app(store)  # a missing or empty store is refused here, before anything listens
+    sock = listen(host, port)
     if host != LOOPBACK:
         err.print(f"[yellow]note:[/] serving on {host}: anyone who can reach this address can read the store")
     console.print(f"serving {store} at http://{host}:{port}/ (read-only; Ctrl-C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or one clear line when it cannot be (a port in use, an address this
+    machine does not have) instead of the server's own error after start-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CurateError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; choose another --port "
+                          "(or stop what is using it)") from None
+    return sock
 
 
 def register(app: typer.Typer) -> None:

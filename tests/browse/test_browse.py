@@ -6,6 +6,9 @@ page go to the test's tmp_path."""
 from __future__ import annotations
 
 import json
+import socket
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,6 +71,32 @@ def test_a_missing_or_empty_store_is_refused_before_serving(tmp_path):
     r = runner.invoke(app, ["browse", "--store", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "has no documents yet" in " ".join(r.output.split())  # rich wraps long lines
     assert "127.0.0.1" in runner.invoke(app, ["browse", "--help"]).output
+
+
+def test_a_port_in_use_is_refused_in_one_line(browse_store):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = runner.invoke(app, ["browse", "--store", str(browse_store), "--port", str(port)])
+    assert r.exit_code == 2 and "choose another --port" in " ".join(r.output.split()), r.output
+
+
+def test_parallel_requests_each_get_a_whole_answer(server, browse_store):
+    """The server's threads each use their own DuckDB connection: concurrent pages neither fail nor mix."""
+    con = connect(browse_store)
+    ids = [r[0] for r in con.sql("SELECT doc_id FROM docs ORDER BY doc_id LIMIT 12").fetchall()]
+
+    def fetch(doc_id: str) -> tuple[str, int, str]:
+        with urllib.request.urlopen(f"{server}/doc/{doc_id}", timeout=120) as r:
+            return doc_id, r.status, r.read().decode()
+
+    pages = ["/", "/documents?sort=n_chars", "/documents?where=n_lines%20%3E%205", "/plot/histogram.png?column=n_chars"]
+    with ThreadPoolExecutor(8) as pool:
+        docs = list(pool.map(fetch, ids))
+        others = list(pool.map(lambda p: urllib.request.urlopen(server + p, timeout=120).status, pages * 3))
+    assert all(status == 200 and f'<code id="doc-id">{doc_id}</code>' in body for doc_id, status, body in docs)
+    assert others == [200] * len(others)
 
 
 def test_overview_shows_domains_and_quarantine_with_its_records(server, driver, browse_store, tmp_path):

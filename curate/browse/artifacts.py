@@ -14,6 +14,10 @@ from curate.store import Store
 PICTURE_ROOTS = ("models", "mixtures", "mates")
 
 
+# what a MATES stage's influence card says about how well it predicts (shown above the plots)
+STAGE_METRICS = ("kind", "probes", "spearman_heldout", "pvalue", "spearman_train", "heldout_how", "encoder")
+
+
 def _pictures(store: Store, folder: str) -> list[str]:
     return store.list_files(folder, suffix=".png")
 
@@ -21,6 +25,7 @@ def _pictures(store: Store, folder: str) -> list[str]:
 def models(store: Store) -> list[dict[str, Any]]:
     """Every model directory with its ``card.json`` (None when it has none) and its plots."""
     return [{"name": name, "card": store.read_json(f"models/{name}/card.json"),
+             "family": store.read_json(f"models/{name}/family.json"),  # a PreSelect family's members
              "pictures": _pictures(store, f"models/{name}")} for name in store.list_dirs("models")]
 
 
@@ -54,8 +59,9 @@ def mates_stages(store: Store) -> list[dict[str, Any]]:
     for run in store.list_dirs("mates"):
         for stage in store.list_dirs(f"mates/{run}"):
             folder = f"mates/{run}/{stage}"
-            out.append({"name": f"{run}/{stage}", "summary": store.read_json(f"{folder}/stage.json"),
-                        "card": store.read_json(f"{folder}/influence_card.json"),
+            card = store.read_json(f"{folder}/influence_card.json")
+            out.append({"name": f"{run}/{stage}", "summary": store.read_json(f"{folder}/stage.json"), "card": card,
+                        "metrics": {k: card[k] for k in STAGE_METRICS if k in card} if isinstance(card, dict) else {},
                         "pictures": _pictures(store, folder)})
     return out
 

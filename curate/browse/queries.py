@@ -42,8 +42,10 @@ def numeric_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def token_column(columns: list[str]) -> str | None:
-    """A token count scored for every document (e.g. the perplexity scorer's), if the store has one."""
-    return next((c for c in columns if c == "n_tokens" or c.endswith("_n_tokens")), None)
+    """The full token count of every document when the store has one: ``token_count`` of the ``tokens`` table
+    (curate.mixture.token_counts). Not a scorer's ``n_tokens``: the LM scorers count only the tokens they read,
+    at most their context (the perplexity scorer's ``truncated`` says when)."""
+    return "token_count" if "token_count" in columns else None
 
 
 def overview(con: duckdb.DuckDBPyConnection, store: Store, columns: list[str]) -> dict[str, Any]:

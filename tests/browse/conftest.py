@@ -21,9 +21,10 @@ from curate.domain import train_domain
 from curate.embedded import write_jsonl as write_jsonl_file
 from curate.execute import run_scorer
 from curate.mixture import build_mixture, load_spec
+from curate.mixture.token_counts import TokenCountScorer
 from scorers.heuristics import HeuristicsScorer
 from scorers.minhash import MinHashScorer
-from tests.mixture._specs import spec_dict
+from tests.mixture._specs import bpe_tokenizer, spec_dict
 
 # Debian's packages put them here; CURATE_CHROMIUM / CURATE_CHROMEDRIVER point elsewhere
 CHROMIUM = os.environ.get("CURATE_CHROMIUM", "/usr/bin/chromium")
@@ -39,8 +40,8 @@ PLANTED = ('Release notes <script>window.__planted = "script ran";</script> and 
 @pytest.fixture(scope="session")
 def browse_store(tmp_path_factory, real_docs) -> Path:
     """Real documents of every domain, the planted one, a near-copy of one document (a cluster), two
-    malformed lines (quarantine), scored by the heuristics and MinHash scorers and clustered, a small
-    fastText domain model and a two-phase mixture."""
+    malformed lines (quarantine), scored by the heuristics and MinHash scorers and clustered, counted in a
+    real BPE tokenizer's tokens, a small fastText domain model and a two-phase mixture."""
     tmp = tmp_path_factory.mktemp("browse")
     records = [{"id": d["id"], "text": d["text"], "domain": d["domain"]} for d in real_docs]
     long_doc = max(real_docs, key=lambda d: len(d["text"]))
@@ -50,7 +51,8 @@ def browse_store(tmp_path_factory, real_docs) -> Path:
     path = write_jsonl_file(tmp / "in.jsonl", records, raw_lines={3: b"{broken", 10: b"[1, 2]"})
     store = tmp / "store"
     ingest([path], store, "c", shard_rows=100, progress=False)
-    for scorer in (HeuristicsScorer(), MinHashScorer()):
+    tokenizer = bpe_tokenizer([d["text"] for d in real_docs], tmp / "bpe")  # for the `tokens` table
+    for scorer in (HeuristicsScorer(), MinHashScorer(), TokenCountScorer(tokenizer=str(tokenizer))):
         report = run_scorer(store, scorer, workers=0)
         assert not report.failed
     cluster_near_duplicates(store)

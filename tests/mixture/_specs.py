@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def spec_dict(**over) -> dict:
     """A valid spec over the test store; ``over`` replaces top-level fields."""
@@ -19,3 +21,18 @@ def spec_dict(**over) -> dict:
     }
     base.update(over)
     return base
+
+
+def bpe_tokenizer(texts: list[str], out: Path) -> Path:
+    """A real byte-level BPE tokenizer (1,000 ids) trained on ``texts``, saved as HF files in ``out``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=["<eos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>").save_pretrained(str(out))
+    return out

@@ -13,7 +13,7 @@ from curate.execute import run_scorer
 from curate.mixture import build_mixture, load_spec, plan_mixture
 from curate.mixture.loader import MixtureDataset
 from curate.mixture.token_counts import TokenCountScorer
-from tests.mixture._specs import spec_dict
+from tests.mixture._specs import bpe_tokenizer, spec_dict
 
 WEIGHTS = {"web": 0.4, "code": 0.3, "math": 0.3}
 
@@ -21,18 +21,7 @@ WEIGHTS = {"web": 0.4, "code": 0.3, "math": 0.3}
 @pytest.fixture(scope="module")
 def bpe_dir(tmp_path_factory, real_docs) -> Path:
     """A real byte-level BPE tokenizer (1,000 ids) trained on the test documents, saved as HF files."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=["<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([d["text"] for d in real_docs], trainer)
-    out = tmp_path_factory.mktemp("bpe")
-    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>").save_pretrained(str(out))
-    return out
+    return bpe_tokenizer([d["text"] for d in real_docs], tmp_path_factory.mktemp("bpe"))
 
 
 def _spec(bpe_dir: Path, **over):

@@ -122,7 +122,10 @@ def documents(con: duckdb.DuckDBPyConnection, store: Store, numeric: list[str],
                 conds.append(f"{_ident(col)} {op} ${bound}{i}")
                 params[f"{bound}{i}"] = value
     if q.where.strip():
-        check_where(q.where)
+        try:
+            check_where(q.where)
+        except duckdb.Error as exc:  # a syntax error, said where it is
+            raise BadQuery(f"DuckDB could not read the WHERE filter: {exc}") from None
         conds.append(f"({q.where}\n)")  # a trailing "--" comment in the box ends at its own line
     source = narrow_doc_features(con, store, *shown, q.where)
     order = f"{_ident(q.sort)} {'DESC' if q.descending else 'ASC'} NULLS LAST, doc_id" if q.sort else "doc_id"

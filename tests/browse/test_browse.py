@@ -145,6 +145,8 @@ def test_where_filter_runs_read_only_sql_and_refuses_other_statements(server, dr
     assert len(shown_ids(driver)) == 50 and driver.find_elements(By.ID, "next")
     load(driver, server + "/documents?where=no_such_column%20%3E%201")
     assert "DuckDB refused the filter" in driver.find_element(By.ID, "error").text
+    load(driver, server + "/documents?where=%27unclosed")
+    assert "could not read the WHERE filter" in driver.find_element(By.ID, "error").text
 
 
 def test_a_document_opens_with_its_text_features_and_cluster(server, driver, browse_store, tmp_path):

@@ -7,8 +7,10 @@ relative paths need); requests on one thread run one after another, so a connect
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import duckdb
@@ -30,6 +32,8 @@ class Browser:
     def __init__(self, store: Store | str) -> None:
         self.store = Store.of(store)
         self._local = threading.local()
+        self._opened: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
         # the first connection opens the views now: a store without documents is refused before serving
         con = self.connection()
         self.numeric = queries.numeric_columns(con)
@@ -42,7 +46,17 @@ class Browser:
         con = getattr(self._local, "con", None)
         if con is None:
             con = self._local.con = connect(self.store, read_only=True)
+            with self._lock:
+                self._opened.append(con)
         return con
+
+    def close(self) -> None:
+        """Close every connection: at shutdown, before the interpreter tears down the worker threads that hold
+        them (DuckDB aborts the process when it is left to destroy them then)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for con in opened:
+            con.close()
 
 
 def _number(text: str | None, name: str) -> float | None:
@@ -80,7 +94,14 @@ def make_app(store: Store | str) -> FastAPI:
     """The app for ``store`` (refused here, before any serving, when it is missing or holds no documents)."""
     browser = Browser(store)
     st = browser.store
-    app = FastAPI(title=f"curate browse {st.uri}", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        browser.close()
+
+    app = FastAPI(title=f"curate browse {st.uri}", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
 
     def page(name: str, request: Request, started: float, **context: Any) -> HTMLResponse:
         status = context.pop("status_code", 200)

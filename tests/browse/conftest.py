@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -87,11 +88,13 @@ def server(browse_store: Path) -> Iterator[str]:
             pytest.fail(f"curate browse did not start: {proc.communicate()[0]}")
         time.sleep(0.2)
     yield base
-    proc.terminate()
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends: the server stops cleanly, closing its connections
     try:
-        proc.wait(timeout=10)
+        out = proc.communicate(timeout=30)[0]
     except subprocess.TimeoutExpired:
         proc.kill()
+        pytest.fail("curate browse did not stop on Ctrl-C within 30 s")
+    assert "Traceback" not in out and "FATAL" not in out, out
 
 
 @pytest.fixture(scope="session")

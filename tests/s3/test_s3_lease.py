@@ -36,14 +36,14 @@ def _lease(s3_client, name: str) -> dict:
 
 
 def test_one_holder_at_a_time_renewed_and_released(s3_store, s3_client, monkeypatch):
-    monkeypatch.setenv("CURATE_LEASE_TTL", "0.9")
+    monkeypatch.setenv("CURATE_LEASE_TTL", "3")  # renewed every second: a busy machine still keeps up
     with object_store_lease(s3_store, "t1", "hold it") as waited:
         assert waited is None
         first = _lease(s3_client, "t1")
         with pytest.raises(LockedError, match=r"another driver holds the lease .*hold it"):
             with object_store_lease(s3_store, "t1", "take it too", timeout=0):
                 pass
-        time.sleep(1.5)  # longer than the ttl: only renewals keep it ours
+        time.sleep(4.5)  # longer than the ttl: only renewals keep it ours
         with pytest.raises(LockedError):
             with object_store_lease(s3_store, "t1", "take it too", timeout=0):
                 pass

@@ -7,12 +7,13 @@ notices, and Hugging Face Hub draws download bars. Each library reads its switch
 environment when it is imported, and Ray workers and the Prefect server subprocess inherit the
 environment, so :func:`quiet_third_party` sets them before any of those imports. A user's own
 setting of any of these variables wins (only unset ones are filled); ``verbose`` leaves them all alone.
-Ray's notice that it enabled token auth is silenced by stating that mode explicitly, and only for a
-local Ray that curate starts itself (:func:`quiet_local_ray`).
+Ray's notice that it enabled token auth (its default) is filtered from its log, only for a local Ray
+that curate starts itself (:func:`quiet_local_ray`); token auth stays on.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 QUIET_MARK = "CURATE_QUIET"  # set while quiet, so code in this process and its children can ask
@@ -26,9 +27,13 @@ QUIET_ENV: dict[str, str] = {
     "TOKENIZERS_PARALLELISM": "false",  # else a fork warning each time a DataLoader worker starts
     QUIET_MARK: "1",
 }
-#: a local Ray that curate starts: token auth stated explicitly is what Ray does by default, minus its notice
-#: (only for a cluster curate starts: a cluster the user points at keeps its own auth mode)
-LOCAL_RAY_ENV: dict[str, str] = {"RAY_AUTH_MODE": "token"}
+#: the logger of Ray's notice that a new local cluster enabled token auth (its default since Ray 2.5x)
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _not_the_token_notice(record: logging.LogRecord) -> bool:
+    # only the "enabled" notice: the warning that a cluster runs *without* token auth stays
+    return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
 
 
 def quiet_third_party(verbose: bool = False) -> dict[str, str]:
@@ -41,7 +46,10 @@ def quiet_third_party(verbose: bool = False) -> dict[str, str]:
 
 
 def quiet_local_ray() -> None:
-    """Before curate starts a local Ray: its unset :data:`LOCAL_RAY_ENV` variables, when quiet."""
+    """Before curate starts a local Ray, when quiet: drop Ray's notice that it enabled token auth.
+
+    Filtered, not avoided by setting ``RAY_AUTH_MODE``: Ray reads that variable into its config when it
+    is imported, so setting it later leaves the driver and the new cluster disagreeing on auth.
+    """
     if os.environ.get(QUIET_MARK) == "1":
-        for k, v in LOCAL_RAY_ENV.items():
-            os.environ.setdefault(k, v)
+        logging.getLogger(RAY_AUTH_LOGGER).addFilter(_not_the_token_notice)  # a filter is added once

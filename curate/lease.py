@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from curate.errors import CurateError
 from curate.locks import TIMEOUT_ENV, Holder, LockedError
+from curate.objstore import endpoint_override
 from curate.store import Store
 
 TTL_ENV = "CURATE_LEASE_TTL"
@@ -67,11 +67,7 @@ def _client(store: Store) -> Any:
     """A boto3 S3 client for the store's server (the URI's ``endpoint_override``, else the AWS variables)."""
     import boto3
 
-    override = parse_qs(urlsplit(store.uri).query).get("endpoint_override")
-    url = override[0] if override else None
-    if url and "://" not in url:
-        url = f"{'https' if 'scheme=https' in store.uri else 'http'}://{url}"
-    return boto3.client("s3", endpoint_url=url)
+    return boto3.client("s3", endpoint_url=endpoint_override(store.uri))
 
 
 def _split(store: Store, name: str) -> tuple[str, str]:
@@ -157,8 +153,8 @@ def _holder(held: dict[str, Any] | None) -> Holder | None:
 
 
 def _describe(held: dict[str, Any]) -> str:
-    return (f"pid {held.get('pid', '?')} on host {held.get('host', '?')}, started {held.get('started', '?')} "
-            f"({held.get('what', '?')})")
+    holder = _holder(held)
+    return holder.describe() if holder else "another driver (its lease names no holder)"
 
 
 @contextlib.contextmanager

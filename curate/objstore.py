@@ -37,10 +37,18 @@ def worker_env() -> dict[str, str]:
     return {k: os.environ[k] for k in S3_ENV if k in os.environ}
 
 
+def endpoint_override(uri: str) -> str | None:
+    """The URI's own ``endpoint_override`` option as a URL (the scheme from its ``scheme`` option, else http)."""
+    query = parse_qs(urlsplit(uri).query)
+    url = query.get("endpoint_override", [None])[0]
+    if url and "://" not in url:
+        url = f"{query.get('scheme', ['http'])[0]}://{url}"
+    return url
+
+
 def endpoint(uri: str) -> str:
     """The server a store URI talks to, as the AWS SDK picks it (URI option, then environment, then AWS)."""
-    query = parse_qs(urlsplit(uri).query)
-    for value in (*query.get("endpoint_override", []), os.environ.get("AWS_ENDPOINT_URL_S3"),
+    for value in (endpoint_override(uri), os.environ.get("AWS_ENDPOINT_URL_S3"),
                   os.environ.get("AWS_ENDPOINT_URL")):
         if value:
             return value

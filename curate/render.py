@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from curate.store import Store
+
+# ![alt](name.png): a picture named relative to the report that holds it
+_PICTURE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+\.png)\)")
 
 
 def _fmt(v: Any) -> str:
@@ -68,3 +76,20 @@ def png_bytes(fig: Any) -> bytes:
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def inline_pictures(markdown: str, store: Store, folder: str) -> str:
+    """``markdown`` with each ``![alt](name.png)`` that names a PNG in the store's ``folder`` embedded as a
+    ``data:`` URI, for Prefect artifacts: the Prefect UI fetches a relative picture from its own server, which
+    has no such file (a broken image), while it shows an embedded one. Other pictures are left as they are."""
+
+    def embed(m: re.Match[str]) -> str:
+        alt, name = m.groups()
+        if "://" in name or name.startswith(("/", "data:")) or ".." in name.split("/"):
+            return m.group(0)
+        png = store.read_bytes(f"{folder}/{name}")
+        if png is None:
+            return m.group(0)
+        return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+    return _PICTURE.sub(embed, markdown)

@@ -18,6 +18,7 @@ from flows.decontam import decontam_flow
 from flows.dedup import dedup_flow
 from flows.mates import mates_stage
 from flows.mixture import build_mixture_flow
+from flows.pipeline import store_report
 from flows.preselect import train_preselect_flow
 from flows.score import score_flow
 from flows.train_domain import train_domain_flow
@@ -76,5 +77,8 @@ def demo_flow(store: str, fresh: bool = False, scorers: list[str] | None = None,
     mixture["exports"] = {fmt: export_mixture(store, mixture["name"], fmt) for fmt in FORMATS}
     dedup = dedup_flow(store, verify=True, workers=workers, progress=progress)
     decontam = decontam_flow(store, target="heldout", workers=workers, progress=progress)
+    # the static pages of `curate report` under report/ in the store (small limits: the demo's minute matters)
+    report = store_report(store, max_docs=40, docs_per_list=1)
     return {"ingests": [s.to_dict() for s in ingests], "domain_model": card, "lms": lms, "preselect": preselect,
-            "scoring": reports, "mates": mates, "mixture": mixture, "dedup": dedup, "decontam": decontam}
+            "scoring": reports, "mates": mates, "mixture": mixture, "dedup": dedup, "decontam": decontam,
+            "report": report}

@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from curate.mates.oracle import ProbeSettings
 from curate.mates.selector import MatesSelector
+from curate.render import inline_pictures
 from curate.store import Store
 
 
@@ -52,7 +53,8 @@ def mates_stage(store: str, proxy: str, stage: int | None = None, run: str = "ma
         log.info("MATES %s stage %d: up to date (same proxy weights and settings), reused", run, stage)
         return done
     result = selector.select(stage=stage)
-    report = (selector.store.read_bytes(f"{result.dir}/report.md") or b"").decode()
+    report = inline_pictures((selector.store.read_bytes(f"{result.dir}/report.md") or b"").decode(),
+                             selector.store, result.dir)
     create_markdown_artifact(report, key=f"mates-{run}-stage-{stage}".lower().replace("_", "-"),
                              description=f"MATES run {run}, stage {stage}")
     log.info("MATES %s stage %d: Spearman %.3f on held-out probes, %.4f s per probe, kept %d of %d",

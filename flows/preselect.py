@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from curate.preselect import train
+from curate.render import inline_pictures
 from curate.store import Store
 from flows.score import score_flow
 
@@ -32,6 +33,7 @@ def train_preselect_flow(store: str, name: str = "preselect", members: list[dict
                  fasttext=fasttext, seed=seed, threads=threads, progress=progress)
     st = Store.open(store)
     report = (st.read_bytes(card.report[0]) or b"").decode() if card.report else ""
+    report = inline_pictures(report, st, card.report[0].rsplit("/", 1)[0]) if report else ""
     create_markdown_artifact(report or f"PreSelect selector `{name}`: AUC {card.valid_auc}", key="curate-train-preselect",
                              description=f"PreSelect selector {name}")
     ranking = ", ".join(f"{m['name']} ({m['target_bpc']:.3f} bits/char)" for m in card.family)

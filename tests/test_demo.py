@@ -69,6 +69,8 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
     leaked = con.execute("SELECT count(*) FROM decontam JOIN docs USING (doc_id) WHERE contaminated AND corpus = 'demo'"
                          ).fetchone()[0]
     assert leaked > 0  # the embedded pool holds near-copies of held-out text (mails, Go licence headers, ...)
+    assert "12. look at the data" in first  # the static report, written into the store
+    assert (store / "report" / "index.html").is_file() and len(list((store / "report" / "doc").glob("*.html"))) == 40
     assert "what the selection kept" in first  # the mixture selects on PreSelect and perplexity ...
     scores = json.loads((store / "mixtures" / "demo-mix" / "scores.json").read_text())
     ps = scores["preselect_score"]

@@ -90,8 +90,10 @@ def doc_query(params: dict[str, str], numeric: list[str]) -> queries.DocQuery:
         per_page=PER_PAGE)
 
 
-def make_app(store: Store | str) -> FastAPI:
-    """The app for ``store`` (refused here, before any serving, when it is missing or holds no documents)."""
+def make_app(store: Store | str, *, static: bool = False) -> FastAPI:
+    """The app for ``store`` (refused here, before any serving, when it is missing or holds no documents).
+
+    ``static``: pages for ``curate report`` (no filter forms; a line saying what needs the live browser)."""
     browser = Browser(store)
     st = browser.store
 
@@ -102,10 +104,12 @@ def make_app(store: Store | str) -> FastAPI:
 
     app = FastAPI(title=f"curate browse {st.uri}", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
+    app.state.browser = browser
 
     def page(name: str, request: Request, started: float, **context: Any) -> HTMLResponse:
         status = context.pop("status_code", 200)
-        context.update(store=st.uri, path=request.url.path, ms=1000 * (time.perf_counter() - started))
+        context.update(store=st.uri, path=request.url.path, ms=1000 * (time.perf_counter() - started),
+                       static=static)
         return HTMLResponse(render(name, **context), status_code=status)
 
     @app.get("/", response_class=HTMLResponse)

@@ -31,6 +31,7 @@ def _with(params: dict[str, str], **changes: Any) -> str:
 
 
 _ENV.globals["with_params"] = _with
+_ENV.globals["static"] = False  # True in the pages of `curate report` (see curate.browse.static)
 
 
 def render(template: str, **context: Any) -> str:

@@ -1,8 +1,10 @@
-"""``curate browse``: serve a store's documents, scores, quarantine and models as local web pages."""
+"""``curate browse`` serves a store's documents, scores, quarantine and models as local web pages;
+``curate report`` writes the same pages once as a static site."""
 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,6 +40,36 @@ def browse(
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
+@friendly
+def report(
+    store: StoreOpt = "store",
+    out: Annotated[str | None, typer.Option(
+        help="Local folder to write the report to (replaced whole). Default: the store's own report/ folder "
+             "(also on an object store), where scheduled deployments write theirs.")] = None,
+    max_docs: Annotated[int, typer.Option(min=0, help="Documents to give a page of their own, in all.")] = 300,
+    docs_per_list: Annotated[int, typer.Option(min=0, help="Of those, at most this many from the top of each "
+                                                           "list (each score sorted both ways, each domain).")] = 5,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: on a terminal).")] = None,
+) -> None:
+    """Write the browser's pages as a static site (HTML and PNG; open index.html, no server): corpora and
+    domains, quarantine, the first page of documents per domain and per score (highest and lowest first) with
+    the top documents of each in full, a histogram per score per domain, mixtures, models and MATES stages.
+
+    Example: [cyan]curate report --store demo-store --out demo-report[/], then open demo-report/index.html"""
+    from curate.browse.static import write_report, write_report_to_store
+    from curate.store import Store
+
+    st = Store.of(store)
+    if out is None:
+        summary = write_report_to_store(st, max_docs=max_docs, docs_per_list=docs_per_list, progress=progress)
+        index = Path(st.path("report/index.html")).resolve().as_uri() if st.is_local else st.uri_of("report/index.html")
+    else:
+        summary = write_report(st, out, max_docs=max_docs, docs_per_list=docs_per_list, progress=progress)
+        index = Path(out).resolve().joinpath("index.html").as_uri()
+    console.print(summary.line())
+    console.print(f"open {index}")
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port``, or one clear line when it cannot be (a port in use, an address this
     machine does not have) instead of the server's own error after start-up."""
@@ -54,5 +86,6 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``browse`` to the main app."""
+    """Add ``browse`` and ``report`` to the main app."""
     app.command("browse")(browse)
+    app.command("report")(report)

@@ -19,7 +19,7 @@ def demo(
     model and the reference LMs → score (heuristics, langid, domain, perplexity, EL2N, GraNd, PreSelect)
     through Prefect on Ray, plus a PreSelect selector trained from a reference family → one MATES
     stage → DuckDB reports → a two-phase mixture a training job streams → near-duplicate clusters →
-    the pool checked against the held-out split (contamination)."""
+    the pool checked against the held-out split (contamination) → a static report of the store's pages."""
     from curate.query import SQL_DIR, connect
     from curate.render import relation_table, rows_table
     from curate.stats import domain_table
@@ -56,6 +56,7 @@ def demo(
     _mixture_section(store, result["mixture"]["name"])
     _dedup_section(con, result["dedup"])
     _decontam_section(con, result["decontam"])
+    _report_section(store, result["report"])
     console.print(f"\nstore: [bold]{store}[/] — try: curate sql --store {store} sql/perplexity_band.sql")
 
 
@@ -144,6 +145,16 @@ def _decontam_section(con: Any, s: dict[str, Any]) -> None:
     console.print(relation_table(con.sql(f"SELECT * FROM ({query}) WHERE corpus = 'demo' LIMIT 5"),
                                  title="what leaked into the pool, from which held-out document (sql/contamination.sql)"))
     console.print("a mixture drops it with `where: NOT contaminated` (the demo's pool is corpus demo)")
+
+
+def _report_section(store: str, report: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    console.rule("[bold]12. look at the data (static report; `curate browse` serves the same pages live)")
+    console.print(report["line"])
+    if report["out"]:
+        console.print(f"open {Path(report['out'], 'index.html').resolve().as_uri()} — or [cyan]curate browse --store "
+                      f"{store}[/] for filters, SQL and every document; larger reports: [cyan]curate report[/]")
 
 
 def _mixture_section(store: str, name: str) -> None:

@@ -78,14 +78,16 @@ def _healthy(api_url: str) -> bool:
 
 
 def start_prefect_server(home: Path, port: int, log: Path, timeout: float = 180,
-                         env: dict[str, str] | None = None) -> subprocess.Popen:
+                         env: dict[str, str] | None = None, ui: bool = False) -> subprocess.Popen:
     """``prefect server start`` on 127.0.0.1:``port`` with its database under ``home``; returns once healthy.
 
     ``env``: extra server settings, e.g. a short ``PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS``.
+    ``ui``: serve the web UI too, pointed at this server's API (by default it looks for one on port 4200).
     """
     api_url = f"http://127.0.0.1:{port}/api"
-    proc = start_group([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-                       prefect_env(home, None) | (env or {}), log)
+    ui_env = {"PREFECT_UI_API_URL": api_url} if ui else {}
+    proc = start_group([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
+                        *([] if ui else ["--no-ui"])], prefect_env(home, None) | ui_env | (env or {}), log)
     try:
         wait_until(lambda: _healthy(api_url), f"prefect server healthy at {api_url}", proc, log, timeout)
     except BaseException:

@@ -202,6 +202,10 @@ def test_served_schedule_ingests_the_landing_directory_then_only_new_files(pipel
     assert lines == [4, 9, 14, 19], lines  # 1-based lines of the bad records among the good ones
     # the same tick scored what it ingested (ingest -> score, in order)
     assert con.execute("SELECT count(*) FROM docs ANTI JOIN heuristics USING (doc_id)").fetchone()[0] == 0
+    # ... and ended with the store's static report (the empty ticks before had nothing to show)
+    index, state = store / "report" / "index.html", store / "report" / "state.json"
+    assert "landing" in index.read_text()
+    written = json.loads(state.read_text())["state"]
 
     land(landing, "batch-2.jsonl", real_docs[25:35], {5: b"{broken"})
     pipeline.wait_for_run(PIPELINE, after=first.end_time)
@@ -213,6 +217,7 @@ def test_served_schedule_ingests_the_landing_directory_then_only_new_files(pipel
     assert con.execute("SELECT count(*), count(DISTINCT doc_id) FROM docs").fetchone() == (35, 35)
     assert con.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 5
     assert con.execute("SELECT count(*), count(DISTINCT doc_id) FROM heuristics").fetchone() == (35, 35)
+    assert json.loads(state.read_text())["state"] != written  # the store changed: the report was rewritten
     pipeline.check_healthy()
 
 

@@ -2,11 +2,12 @@
 
 Actors hold a set-up scorer (model loaded once per worker) and are handed
 shard *paths*, never data; at most one shard per actor is in flight. A shard
-that raises is retried, then recorded as failed with its error while the
+is scored in units (see :mod:`curate.shards`) that are kept as they finish. A
+shard that raises is retried, then recorded as failed with its error while the
 others finish. A worker process that dies (OOM, SIGKILL) is replaced, the
-feature file it was writing (a temporary no reader sees) is removed, and its
-shard retried. Ray is imported only here and only when workers are used, so
-``import curate`` stays light.
+file it was writing (a temporary no reader sees) is removed, and its shard
+retried from the units it had finished. Ray is imported only here and only
+when workers are used, so ``import curate`` stays light.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from curate.progress import progress as progress_bar
 from curate.quiet import quiet_local_ray
 from curate.scoring import Scorer, scorer_fingerprint
 from curate.shards import (
+    UNIT_ROWS,
+    UNITS_DIR,
     ShardResult,
     WorkItem,
     failure,
     plan,
     score_shard,
+    units_dir,
     update_manifest,
 )
 from curate.store import Store, StoreWriteError, check_name, is_environment_fault
@@ -154,10 +158,10 @@ def _actor_class(ray: Any) -> Any:
         def ready(self) -> CurateError | None:
             return self.setup_error
 
-        def score(self, item: WorkItem) -> ShardResult:
+        def score(self, item: WorkItem, unit_rows: int) -> ShardResult:
             if self.setup_error is not None:
                 raise self.setup_error
-            return score_shard(self.store, self.scorer, item)
+            return score_shard(self.store, self.scorer, item, unit_rows=unit_rows)
 
         def pid(self) -> int:
             return os.getpid()
@@ -207,6 +211,7 @@ def run_scorer(
     progress: bool | None = None,
     on_result: Callable[[ShardResult], None] | None = None,
     lock_timeout: float | None = None,
+    unit_rows: int | None = None,
 ) -> ScoreReport:
     """Score every shard that is missing or stale for ``scorer``; skip the rest.
 
@@ -218,31 +223,38 @@ def run_scorer(
     fails naming the holder (default: ``CURATE_LOCK_TIMEOUT``, else wait).
     A store that refuses writes (permissions, space) stops the run at once
     with :class:`~curate.store.StoreWriteError`; finished shards are kept.
+
+    ``unit_rows`` (default: ``CURATE_UNIT_ROWS``, else 4096) is about how many
+    documents a shard's units hold: what a killed worker can lose.
     """
     st = Store.of(store)
     lock = f"score-{check_name('scorer', scorer.name)}"
     timeout = default_timeout() if lock_timeout is None else lock_timeout
     with store_lock(st, lock, f"score {scorer.name!r} on {st.uri}", timeout=timeout):
-        return _run_locked(st, scorer, corpora, workers, retries, ray_address, progress, on_result)
+        units = unit_rows or int(os.environ.get("CURATE_UNIT_ROWS") or UNIT_ROWS)
+        return _run_locked(st, scorer, corpora, workers, retries, ray_address, progress, on_result, units)
 
 
 def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, workers: int | None, retries: int,
                 ray_address: str | None, progress: bool | None,
-                on_result: Callable[[ShardResult], None] | None) -> ScoreReport:
+                on_result: Callable[[ShardResult], None] | None, unit_rows: int) -> ScoreReport:
 
     fp = scorer_fingerprint(scorer)
-    # we hold the lock: any temporary here is a killed run's leftover, never a live writer's
-    st.clean_temporaries(st.features_dir(scorer.name))
     todo, done = plan(st, scorer.name, fp, corpora)
+    _clean_leftovers(st, scorer.name, done)
     report = ScoreReport(scorer=scorer.name, fingerprint=fp, skipped=len(done))
     items = {i.output: i for i in [*todo, *done]}
     results: list[ShardResult] = []
     t0 = time.perf_counter()
-    last_save = time.monotonic()
+    last_save, save_every = time.monotonic(), 5.0
 
     def save_manifest(final: bool) -> None:
+        nonlocal save_every
+        t = time.monotonic()
         try:
             update_manifest(st, scorer.name, fp, scorer.config(), results, items, done=done)
+            # the manifest grows with the shards: rewriting it may take at most a twentieth of the run
+            save_every = max(5.0, 20 * (time.monotonic() - t))
         except StoreWriteError:
             if final:
                 raise
@@ -259,7 +271,7 @@ def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, worker
         if on_result:
             on_result(res)
         faults.point("score.after_result")
-        if time.monotonic() - last_save > 5:  # batch the manifest's rewrites
+        if time.monotonic() - last_save > save_every:  # batch the manifest's rewrites
             save_manifest(final=False)
             last_save = time.monotonic()
 
@@ -275,9 +287,10 @@ def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, worker
 
             if workers == 0:
                 report.workers = 0
-                _run_inline(st, scorer, todo, retries, tick, stopped)
+                _run_inline(st, scorer, todo, retries, tick, stopped, unit_rows)
             else:
-                report.workers = _run_on_ray(st, scorer, todo, workers, retries, ray_address, tick, stopped)
+                report.workers = _run_on_ray(st, scorer, todo, workers, retries, ray_address, tick, stopped,
+                                             unit_rows)
     fatal = next((r for r in results if r.fatal), None)
     if fatal is None:
         save_manifest(final=True)
@@ -292,15 +305,29 @@ def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, worker
     return report
 
 
+def _clean_leftovers(st: Store, scorer_name: str, done: list[WorkItem]) -> None:
+    """Under the lock, what killed runs left: temporaries (never a live writer's) and the units of shards since done."""
+    st.clean_temporaries(st.features_dir(scorer_name))
+    units = f"{UNITS_DIR}/{check_name('scorer', scorer_name)}"
+    started = set(st.list_dirs(units))
+    if not started:
+        return
+    for item in done:  # killed between writing the feature file and removing its units
+        if units_dir(item).rsplit("/", 1)[1] in started:
+            st.delete_dir(units_dir(item))
+    for name in st.list_dirs(units):
+        st.clean_temporaries(f"{units}/{name}")
+
+
 def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, record: Callable[[ShardResult], None],
-                stopped: Callable[[], bool]) -> None:
+                stopped: Callable[[], bool], unit_rows: int) -> None:
     setup_scorer(scorer)
     for item in todo:
         if stopped():
             return
         for attempt in range(1, retries + 2):
             try:
-                res = score_shard(st, scorer, item)
+                res = score_shard(st, scorer, item, unit_rows=unit_rows)
             except Exception as exc:  # noqa: BLE001 - any scorer error becomes a recorded failure
                 if attempt > retries or is_environment_fault(exc):
                     record(failure(item, exc, attempt))
@@ -312,7 +339,8 @@ def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, r
 
 
 def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | None, retries: int,
-                ray_address: str | None, record: Callable[[ShardResult], None], stopped: Callable[[], bool]) -> int:
+                ray_address: str | None, record: Callable[[ShardResult], None], stopped: Callable[[], bool],
+                unit_rows: int) -> int:
     ray = init_ray(ray_address)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(workers or cpus, len(todo)))
@@ -335,7 +363,7 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
             while idle and queue and not stopped():
                 item, attempt = queue.popleft()
                 actor = idle.pop()
-                pending[actor.score.remote(item)] = (item, attempt, actor)
+                pending[actor.score.remote(item, unit_rows)] = (item, attempt, actor)
             ready, _ = ray.wait(list(pending), num_returns=1)
             ref = ready[0]
             item, attempt, actor = pending.pop(ref)
@@ -367,8 +395,8 @@ class WorkerDied(RuntimeError):
         kind = re.search(r"Worker exit type: (\w+)", str(exc))
         detail = f"Ray exit type {kind.group(1)}" if kind else _last_line(exc)[:200]
         super().__init__(f"the Ray worker process scoring this shard died before finishing it ({detail}: killed, "
-                         "out of memory or crashed); none of its rows were kept. Re-run to retry it; if workers "
-                         "run out of memory, use fewer --workers")
+                         "out of memory or crashed); the units it finished are kept. Re-run to retry it; if "
+                         "workers run out of memory, use fewer --workers")
 
 
 def _last_line(exc: BaseException) -> str:
@@ -376,10 +404,11 @@ def _last_line(exc: BaseException) -> str:
 
 
 def _drop_temporary(st: Store, item: WorkItem) -> None:
-    """Remove the half-written feature file a dead worker left (only its writer had it open)."""
+    """Remove the half-written unit or feature file a dead worker left (only its writer had it open)."""
     rel_dir, name = item.output.rsplit("/", 1)
     with contextlib.suppress(OSError):
         st.clean_temporaries(rel_dir, of=name)
+        st.clean_temporaries(units_dir(item))
 
 
 def _check_ready(ray: Any, actors: list[Any], scorer: Scorer) -> None:

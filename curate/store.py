@@ -19,8 +19,13 @@ Layout::
     shards/<corpus>/part-00000.parquet    documents
     shards/<corpus>/_manifest.json        ingest runs, positions, counts
     quarantine/<corpus>/part-00000.parquet rejected records with location + reason
-    features/<scorer>/<shard>.parquet     one file per input shard
-    features/<scorer>/_manifest.json      per shard fingerprint, rows, seconds
+    features/<scorer>/<shard>.parquet     one file per input shard; its fingerprint in its metadata
+    features/<scorer>/_manifest.json      per shard: fingerprint, rows, seconds, attempts, error, and
+                                          the size and mtime the file had when checked (planning then
+                                          lists the directory once and opens no file it vouches for)
+    units/<scorer>/<shard>/<start>-<end>.parquet  finished units of a shard being scored (fingerprint +
+                                          row range in the metadata); removed once the shard's file is
+                                          assembled from them
     models/<name>/                        trained models + card
     mixtures/<name>/                      built mixtures
     locks/<what>.lock                     who runs a writer now (flock; see curate.locks)
@@ -204,13 +209,13 @@ class Store:
 
     def list_files(self, rel_dir: str, suffix: str = ".parquet") -> list[str]:
         """Committed files (never temporaries) in a store directory, sorted, as store-relative paths."""
+        return [f"{rel_dir}/{n}" for n in sorted(self.stat_files(rel_dir, suffix))]
+
+    def stat_files(self, rel_dir: str, suffix: str = ".parquet") -> dict[str, tuple[int, int | None]]:
+        """Committed files in a store directory: name -> (size, mtime_ns), from one listing (no file is opened)."""
         info = self.fs.get_file_info(pafs.FileSelector(self.path(rel_dir), allow_not_found=True))
-        names = sorted(
-            i.base_name
-            for i in info
-            if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
-        )
-        return [f"{rel_dir}/{n}" for n in names]
+        return {i.base_name: (i.size, i.mtime_ns) for i in info
+                if i.type == pafs.FileType.File and i.base_name.endswith(suffix)}
 
     def list_dirs(self, rel_dir: str) -> list[str]:
         info = self.fs.get_file_info(pafs.FileSelector(self.path(rel_dir), allow_not_found=True))
@@ -286,6 +291,11 @@ class Store:
     def delete(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(rel))
+
+    def delete_dir(self, rel: str) -> None:
+        """Remove a store directory and everything under it (nothing when it is not there)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_dir(self.path(rel))
 
     def clean_temporaries(self, rel_dir: str, of: str | None = None) -> int:
         """Remove temporaries a killed writer left behind (only those of the file named ``of``, if given)."""

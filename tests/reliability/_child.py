@@ -53,6 +53,16 @@ def score(store: str, delay: str, fault: str = "", after: str = "0") -> None:
     print(json.dumps({"pid": os.getpid(), "done": r.done, "skipped": r.skipped, "rows": r.rows}), flush=True)
 
 
+def score_units(store: str, log: str, unit_rows: str) -> None:
+    """Score ``store`` inline in units of ``unit_rows`` with the heuristics scorer that logs each doc_id it scores
+    (``CURATE_FAULT`` kills us where a test says)."""
+    from curate.execute import run_scorer
+    from tests.reliability.unit_scorer import LoggedHeuristics
+
+    r = run_scorer(store, LoggedHeuristics(log), workers=0, unit_rows=int(unit_rows), progress=False)
+    print(json.dumps({"pid": os.getpid(), "done": r.done, "skipped": r.skipped, "rows": r.rows}), flush=True)
+
+
 def hold(store: str, name: str, seconds: str) -> None:
     """Hold the store lock ``name``, say so on stdout, then sleep (the test SIGKILLs us)."""
     from curate.locks import store_lock
@@ -73,4 +83,4 @@ def gated_cli(*args: str) -> None:
 
 
 if __name__ == "__main__":
-    {"score": score, "hold": hold, "gated_cli": gated_cli}[sys.argv[1]](*sys.argv[2:])
+    {"score": score, "score_units": score_units, "hold": hold, "gated_cli": gated_cli}[sys.argv[1]](*sys.argv[2:])

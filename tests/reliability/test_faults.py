@@ -118,9 +118,10 @@ def test_feature_directory_made_read_only_mid_run(shared_store, children):
 
 def test_disk_full_mid_run(shared_store, children):
     feat, said = _run_with_fault(shared_store, children, "0.1", "full", 3)
-    assert f"cannot write {feat}/c--part-00003.parquet: File too large ({feat})" in said
+    units = Store.open(shared_store).path("units", "heuristics", "c--part-00003")  # the shard's first unit failed
+    assert f"cannot write {units}/0000000000-0000000050.parquet: File too large ({units})" in said
     assert "(or free space) and re-run" in said and "(3 shard(s) finished in this run" in said
-    assert not list(Path(feat).glob("*.tmp"))  # the half-written temporary was removed
+    assert not list(Path(feat).glob("*.tmp")) and not list(Path(units).glob("*.tmp"))  # the temporary was removed
     _check_nothing_partial(shared_store, finished=3)
     _rerun_completes(shared_store, finished=3)
 
@@ -242,7 +243,7 @@ def test_ray_worker_sigkilled_without_retries_fails_its_shard_clearly(sharded_st
     shards = json.loads((feat / "_manifest.json").read_text())["shards"]
     [(name, bad)] = [(k, s) for k, s in shards.items() if s["status"] != "done"]
     said = ("the Ray worker process scoring this shard died before finishing it (Ray exit type SYSTEM_ERROR: "
-            "killed, out of memory or crashed); none of its rows were kept. Re-run to retry it")
+            "killed, out of memory or crashed); the units it finished are kept. Re-run to retry it")
     assert f"1 shard(s) failed; the rest were saved. Re-run to retry them.\nheuristics:{bad['input']}: " in str(exc.value)
     assert said in str(exc.value)
     assert (bad["status"], bad["attempts"], bad["rows"]) == ("failed", 1, 0) and said in bad["error"]  # the manifest

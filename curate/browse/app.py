@@ -190,6 +190,11 @@ def make_app(store: Store | str, *, static: bool = False) -> FastAPI:
         started = time.perf_counter()
         return page("mixtures.html", request, started, mixtures=artifacts.mixtures(st))
 
+    @app.get("/experiments", response_class=HTMLResponse)
+    def experiments(request: Request) -> HTMLResponse:
+        started = time.perf_counter()
+        return page("experiments.html", request, started, experiments=artifacts.experiments(st))
+
     @app.get("/mates", response_class=HTMLResponse)
     def mates(request: Request) -> HTMLResponse:
         started = time.perf_counter()

@@ -11,7 +11,7 @@ from curate.mixture.report import score_rows, table_rows
 from curate.store import Store
 
 # the store folders whose PNGs a page may show (plots curate drew there); nothing else is served
-PICTURE_ROOTS = ("models", "mixtures", "mates")
+PICTURE_ROOTS = ("models", "mixtures", "mates", "experiments")
 
 
 # what a MATES stage's influence card says about how well it predicts (shown above the plots)
@@ -74,3 +74,33 @@ def picture(store: Store, path: str) -> bytes | None:
             or any(p in ("", ".", "..") or "\\" in p for p in parts)):
         return None
     return store.read_bytes(path)
+
+
+def experiments(store: Store) -> list[dict[str, Any]]:
+    """Every selection-experiment report copied into the store (``experiments/<scale>/``, by ``curate
+    experiment``): its report.md as HTML (raw HTML in it escaped, its plots served by ``/picture/``)."""
+    from curate.experiment.report import EXPERIMENTS, REPORT
+
+    out = []
+    for scale in store.list_dirs(EXPERIMENTS):
+        folder = f"{EXPERIMENTS}/{scale}"
+        text = store.read_bytes(f"{folder}/{REPORT}")
+        if text is not None:
+            out.append({"name": scale, "html": markdown_html(text.decode(errors="replace"), folder)})
+    return out
+
+
+def markdown_html(text: str, folder: str) -> str:
+    """``text`` (Markdown) as HTML: tables on, raw HTML escaped (not passed through), and each relative
+    picture pointed at ``/picture/<folder>/<name>``."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(text)
+    for token in tokens:
+        for child in token.children or []:
+            src = child.attrGet("src") if child.type == "image" else None
+            if src and "://" not in src and not src.startswith(("/", "data:")):
+                child.attrSet("src", f"/picture/{folder}/{src}")
+                child.attrSet("class", "picture")
+    return md.renderer.render(tokens, md.options, {})

@@ -90,7 +90,7 @@ def file_for(address: str) -> str:
 def seeds(numeric: list[str]) -> list[str]:
     """The addresses a report starts from: every page of the navigation, and per score its histogram and the
     documents sorted by it, highest and lowest first."""
-    out = ["/", "/documents", "/histograms", "/quarantine", "/mixtures", "/models", "/mates"]
+    out = ["/", "/documents", "/histograms", "/quarantine", "/mixtures", "/models", "/mates", "/experiments"]
     for col in numeric:
         q = urlencode({"column": col})
         out += [f"/histograms?{q}", normalize(f"/documents?{urlencode({'sort': col})}")[0],

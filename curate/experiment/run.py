@@ -38,7 +38,7 @@ from curate.experiment.prepare import (
     preselect_scores,
     slug,
 )
-from curate.experiment.report import write_report
+from curate.experiment.report import publish, write_report
 from curate.experiment.scales import Scale, get_scale
 from curate.experiment.targets import Target, parse_targets, target_names
 from curate.store import Store
@@ -142,6 +142,7 @@ def run_experiment(store: str | Path | Store, out: str | Path, *, scale: str = "
         "machine": {"cpu_count": os.cpu_count(), "loadavg_start": load_start, "loadavg": _loadavg()},
     }
     result["files"] = write_report(out, result)
+    result["files"]["store"] = publish(st, out, sc.name)  # for `curate browse` / `curate report`
     return result
 
 

@@ -248,3 +248,37 @@ def test_histogram_of_a_mixture_against_the_pool(server, driver, browse_store, t
         "AND isfinite(alpha_ratio) GROUP BY 1").fetchall())
     assert {d: sum(c) for d, c in data["selected"].items() if sum(c)} == want
     assert mixture_docs(st, "../store") is None and mixture_docs(st, "no-such-mix") is None
+
+
+def test_experiment_report_shows_its_tables_and_plots_and_escapes_raw_html(server, driver, browse_store, tmp_path):
+    """A selection experiment's report.md copied into the store (``experiments/<scale>/``, as ``curate
+    experiment`` does) shows on /experiments: its Markdown table as a table, its plot decoded; raw HTML in
+    the Markdown is shown as text, never run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from curate.experiment.report import publish
+    from curate.render import png_bytes
+
+    out = tmp_path / "experiment-out"
+    out.mkdir()
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 4], [3.0, 2.5, 2.2])
+    (out / "loss_vs_tokens-prose.png").write_bytes(png_bytes(fig))
+    (out / "report.md").write_text("## Target `prose`\n\n| method | multiplier |\n|---|---|\n| preselect | 1.86x |\n\n"
+                                   '![prose](loss_vs_tokens-prose.png)\n\n<script>window.__planted = "md ran";</script>\n')
+    st = Store.open(browse_store)
+    folder = publish(st, out, "browser-test")
+    try:
+        load(driver, server + "/experiments", tmp_path / "experiments.png")
+        section = driver.find_element(By.ID, "browser-test")
+        cells = [td.text for td in section.find_elements(By.CSS_SELECTOR, "table td")]
+        assert cells == ["preselect", "1.86x"]
+        assert drawn_width(driver, section.find_element(By.CSS_SELECTOR, "img.picture")) > 0
+        assert "<script>window.__planted" in section.text  # shown as text ...
+        assert driver.execute_script("return window.__planted === undefined")  # ... never run
+    finally:
+        for name in ("report.md", "loss_vs_tokens-prose.png"):
+            st.delete(f"{folder}/{name}")

@@ -83,6 +83,11 @@ def test_report_files_are_written(tiny):
     saved = json.loads((out / "results.json").read_text())
     assert saved["comparison"] == json.loads(json.dumps(result["comparison"]))
     assert sorted(p.stem for p in (out / "runs").iterdir()) == sorted(_runs(result))
+    # the report is also copied into the store, where `curate browse` and `curate report` show it
+    published = tiny[1] / "experiments" / "tiny"
+    assert result["files"]["store"] == "experiments/tiny"
+    assert (published / "report.md").read_text() == report
+    assert {p.name for p in published.glob("*.png")} == {f"loss_vs_tokens-{t}.png" for t in TARGETS}
 
 
 def test_rerun_reuses_finished_runs(tiny, tmp_path):

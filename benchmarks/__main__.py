@@ -31,9 +31,11 @@ BENCHMARKS = {
     "mixture-plan": "benchmarks.mixture_plan",
     "export": "benchmarks.export",
     "lineage": "benchmarks.lineage",
+    "plan-scale": "benchmarks.plan_scale",
     "sql-join": "benchmarks.sql_join",
     "perplexity-tiny": "benchmarks.perplexity_tiny",
     "perplexity-smollm2": "benchmarks.perplexity_smollm2",
+    "cost": "benchmarks.cost",
     "selection": "benchmarks.selection",
 }
 #: run only when named with --only: the selection experiment trains for ~20 minutes (--quick: the tiny scale)

@@ -19,11 +19,12 @@ from scorers.heuristics import HeuristicsScorer
 
 class LoggedHeuristics(HeuristicsScorer):
     """Appends the doc_ids of each batch it scored to ``log``; with ``kill_at``, SIGKILLs its own process
-    once (across processes: a marker file beside the log) after logging its ``kill_at``-th batch."""
+    once (across processes: a marker file beside the log) after logging its ``kill_at``-th batch; with
+    ``fail_at``, raises once there instead."""
 
-    def __init__(self, log: str, kill_at: int = 0) -> None:
+    def __init__(self, log: str, kill_at: int = 0, fail_at: int = 0) -> None:
         super().__init__()
-        self._log, self._kill_at, self._batches = Path(log), kill_at, 0
+        self._log, self._kill_at, self._fail_at, self._batches = Path(log), kill_at, fail_at, 0
 
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         out = super().score(batch)
@@ -34,6 +35,9 @@ class LoggedHeuristics(HeuristicsScorer):
         if self._kill_at and self._batches == self._kill_at and not marker.exists():
             marker.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
+        if self._fail_at and self._batches == self._fail_at and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            raise RuntimeError("a failure planted by the test")
         return out
 
 

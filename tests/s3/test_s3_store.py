@@ -205,3 +205,25 @@ def test_an_unreachable_endpoint_is_named(s3_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
     with pytest.raises(StoreError, match=rf"(?s)at {dead}:.*start the server.*AWS_ENDPOINT_URL"):
         Store.open(URI)
+
+
+def test_units_on_s3_resume_a_retried_shard_and_are_removed(scored, s3_client, tmp_path):
+    """A shard scored in units of 20 on S3 (its one row group cut into ranges) fails mid-shard; the retry keeps the
+    units already on the server, and the file equals an uninterrupted run's byte for byte."""
+    from tests.reliability.unit_scorer import LoggedHeuristics, scored_twice
+
+    key = "store/features/heuristics/c--part-00001.parquet"
+
+    def rescore(log, **kw) -> bytes:
+        s3_client.delete_object(Bucket=BUCKET, Key=key)
+        report = run_scorer(URI, LoggedHeuristics(str(log), **kw), workers=0, unit_rows=20, progress=False)
+        assert report.ok and (report.done, report.skipped) == (1, 4)
+        # every unit object was removed (pyarrow's directory markers for units/ and units/heuristics/ may stay)
+        assert not [k for k in _keys(s3_client, "store/units/") if not k.endswith("/")]
+        return s3_client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+    resumed = rescore(tmp_path / "failed.log", fail_at=3)  # the third unit's batch raises once
+    assert (tmp_path / "failed.killed").exists() and scored_twice(tmp_path / "failed.log") == 20
+    assert rescore(tmp_path / "clean.log") == resumed
+    assert scored_twice(tmp_path / "clean.log") == 0
+    assert _one_row_per_doc(connect(URI), "heuristics") == 320

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curate import faults
-from curate.errors import CurateError
+from curate.errors import ConfigError, CurateError
 from curate.locks import default_timeout, store_lock
 from curate.objstore import worker_env
 from curate.progress import progress as progress_bar
@@ -231,8 +231,19 @@ def run_scorer(
     lock = f"score-{check_name('scorer', scorer.name)}"
     timeout = default_timeout() if lock_timeout is None else lock_timeout
     with store_lock(st, lock, f"score {scorer.name!r} on {st.uri}", timeout=timeout):
-        units = unit_rows or int(os.environ.get("CURATE_UNIT_ROWS") or UNIT_ROWS)
-        return _run_locked(st, scorer, corpora, workers, retries, ray_address, progress, on_result, units)
+        return _run_locked(st, scorer, corpora, workers, retries, ray_address, progress, on_result,
+                           unit_rows or _unit_rows_setting())
+
+
+def _unit_rows_setting() -> int:
+    """``CURATE_UNIT_ROWS`` (documents per unit of a shard), else the default."""
+    value = os.environ.get("CURATE_UNIT_ROWS", "").strip()
+    if not value:
+        return UNIT_ROWS
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"CURATE_UNIT_ROWS={value!r}: give a whole number of documents of at least 1 "
+                          f"(default {UNIT_ROWS}), or unset it")
+    return int(value)
 
 
 def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, workers: int | None, retries: int,

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 
+import pyarrow.parquet as pq
+import pytest
+
 from curate.execute import run_scorer
 from curate.scoring import scorer_fingerprint
 from curate.shards import plan
@@ -54,3 +57,16 @@ def test_files_checked_by_their_footers_are_recorded_once(sharded_store):
     written = path.stat().st_mtime_ns
     assert run_scorer(sharded_store, get_scorer("heuristics"), workers=0).skipped == 6
     assert path.stat().st_mtime_ns == written
+
+
+def test_unit_rows_from_the_environment(sharded_store, monkeypatch):
+    from curate.errors import ConfigError
+
+    monkeypatch.setenv("CURATE_UNIT_ROWS", "ten")
+    with pytest.raises(ConfigError, match=r"CURATE_UNIT_ROWS='ten': give a whole number of documents of at least 1"):
+        run_scorer(sharded_store, get_scorer("heuristics"), workers=0)
+    monkeypatch.setenv("CURATE_UNIT_ROWS", "20")  # 50-row shards in units of 20, 20 and 10 rows
+    assert run_scorer(sharded_store, get_scorer("heuristics"), workers=0).done == 6
+    for f in (sharded_store / "features" / "heuristics").glob("*.parquet"):
+        md = pq.read_metadata(f)
+        assert [md.row_group(g).num_rows for g in range(md.num_row_groups)] == [20, 20, 10]

@@ -46,6 +46,11 @@ def ingest(
     shard_rows: Annotated[int, typer.Option(help="Max documents per shard.")] = 50_000,
     shard_mb: Annotated[int, typer.Option(help="Max text MB per shard.")] = 256,
     max_doc_mb: Annotated[float, typer.Option(help="Documents larger than this go to quarantine.")] = 16.0,
+    workers: Annotated[int, typer.Option(help="0 (default) reads every input in this process; N spreads the inputs "
+                                              "over N one-CPU Ray workers (same documents, duplicates, quarantine and "
+                                              "summary; each input is committed once, in order).")] = 0,
+    ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster for --workers to join "
+                                                    "(default: start a local one).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Ingest files into a store. Bad records go to quarantine with file, line/row and reason;
@@ -60,6 +65,7 @@ def ingest(
     summary = run_ingest(
         [str(p) for p in inputs], store, corpus, fields=fields, format=format, shard_rows=shard_rows,
         shard_bytes=shard_mb << 20, max_doc_bytes=int(max_doc_mb * (1 << 20)), progress=None if not json_out else False,
+        workers=workers, ray_address=ray_address,
     )
     if json_out:
         console.print_json(json.dumps(summary.to_dict()))

@@ -70,17 +70,28 @@ def ingest(
     max_doc_bytes: int = 16 << 20,
     text_glob: str = "**/*",
     progress: bool | None = None,
+    workers: int = 0,
+    ray_address: str | None = None,
+    retries: int = 1,
 ) -> IngestSummary:
     """Ingest JSONL (plain/.gz/.zst), Parquet, text directories or ``datasets`` objects into ``corpus``.
 
     Idempotent: the same inputs (paths, sizes, mtimes, mapping) ingested again
     do nothing. Interrupted runs resume from the last committed shard.
+
+    ``workers=0`` (the default) reads every input in this process. ``workers=N`` spreads the
+    inputs over N one-CPU Ray tasks (a local Ray, or the cluster at ``ray_address`` /
+    ``RAY_ADDRESS``), see :mod:`curate.ingestion.distributed`: the same documents, ids,
+    duplicates, quarantine rows and summary, committed per input piece in input order;
+    a piece whose worker dies is retried ``retries`` times.
     """
     fields = fields or FieldMap()
     check_name("corpus", corpus)
     for name, value in (("shard_rows", shard_rows), ("shard_bytes", shard_bytes),
                         ("row_group_rows", row_group_rows), ("max_doc_bytes", max_doc_bytes)):
         _check_positive(name, value)
+    if not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"workers must be 0 (this process) or a positive integer, got {workers!r}")
     if not fields.text:
         raise ConfigError("the text field name must not be empty (--text-field)")
     if fields.meta not in ("rest", "none"):
@@ -92,11 +103,12 @@ def ingest(
     # the second waits (then finds its inputs done) or, with CURATE_LOCK_TIMEOUT, fails naming the first
     with store_lock(st, f"ingest-{corpus}", f"ingest into corpus {corpus!r} of {st.uri}", timeout=default_timeout()):
         return _ingest_locked(st, corpus, inputs, fields, format, shard_rows, shard_bytes, row_group_rows,
-                              max_doc_bytes, progress)
+                              max_doc_bytes, progress, workers, ray_address, retries)
 
 
 def _ingest_locked(st: Store, corpus: str, inputs: list[Any], fields: FieldMap, format: str, shard_rows: int,
-                   shard_bytes: int, row_group_rows: int, max_doc_bytes: int, progress: bool | None) -> IngestSummary:
+                   shard_bytes: int, row_group_rows: int, max_doc_bytes: int, progress: bool | None,
+                   workers: int = 0, ray_address: str | None = None, retries: int = 1) -> IngestSummary:
     shard_dir = st.shards_dir(corpus)
     manifest = st.read_json(f"{shard_dir}/{MANIFEST}") or {
         "corpus": corpus, "shards": [], "quarantine": [], "runs": []
@@ -135,9 +147,25 @@ def _ingest_locked(st: Store, corpus: str, inputs: list[Any], fields: FieldMap, 
     writer = ShardWriter(st, corpus, manifest, shard_rows=shard_rows, shard_bytes=shard_bytes,
                          row_group_rows=row_group_rows)
     writer.remove_orphans()
-    seen = _load_seen(st, shard_dir, manifest)
     ctx = ReadContext(corpus=corpus, fields=fields, max_doc_bytes=max_doc_bytes,
                       batch_rows=min(BATCH_ROWS, shard_rows))
+    if workers:
+        from curate.ingestion.distributed import ingest_on_ray
+
+        try:
+            with progress_bar(f"ingest {corpus}", unit="records", enabled=progress) as advance:
+                ingest_on_ray(st, inputs, ctx, writer, run, workers=workers, ray_address=ray_address,
+                              retries=retries, advance=advance)
+            run["status"] = "done"
+            run["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            writer.commit(run)
+        except BaseException:
+            writer.abort()
+            raise
+        st.register_corpus(corpus, {"shards": len(manifest["shards"]),
+                                    "docs": sum(s["rows"] for s in manifest["shards"])})
+        return _summary(run, "done", resumed=resumed, manifest=manifest)
+    seen = _load_seen(st, shard_dir, manifest)
     t0 = time.perf_counter()
     try:
         with progress_bar(f"ingest {corpus}", unit="records", enabled=progress) as advance:
@@ -166,6 +194,15 @@ def _ingest_locked(st: Store, corpus: str, inputs: list[Any], fields: FieldMap, 
 def _take(piece: Any, st: Store, corpus: str, seen: SeenIds, writer: ShardWriter, run: dict[str, Any],
           idx: int, max_doc_bytes: int) -> None:
     """Validate, dedup and hand one piece to the writer; update the run's counts."""
+    docs, quarantine, delta, reasons = piece_docs(piece, corpus, seen, max_doc_bytes)
+    writer.add(docs, quarantine)
+    add_counts(run, idx, delta, reasons)
+
+
+def piece_docs(piece: Any, corpus: str, seen: SeenIds,
+               max_doc_bytes: int) -> tuple[pa.Table, pa.Table | None, dict[str, int], Counter]:
+    """One piece's documents (validated, ids assigned, those ``seen`` before dropped), its quarantine
+    records, and its counts (read, kept, quarantined, duplicates, bytes_kept) and quarantine reasons."""
     table, n_bytes = validate(piece.table, piece.quarantine, max_doc_bytes)
     texts = table.column("text").cast(pa.large_binary()).to_pylist()
     digests = doc_digests(corpus, table.column("orig_id").to_pylist(), texts)
@@ -186,8 +223,7 @@ def _take(piece: Any, st: Store, corpus: str, seen: SeenIds, writer: ShardWriter
         }
     )
     q = piece.quarantine
-    writer.add(docs, q.table() if q.rows else None)
-    reasons = Counter()
+    reasons: Counter = Counter()
     for r in q.rows:
         reasons[r["reason"]] += r["count"]
     delta = {
@@ -199,6 +235,11 @@ def _take(piece: Any, st: Store, corpus: str, seen: SeenIds, writer: ShardWriter
     }
     if delta["read"] != delta["kept"] + delta["quarantined"] + delta["duplicates"]:
         raise RuntimeError(f"ingest accounting broke on {piece.quarantine.input}: {delta}")  # a curate bug
+    return docs, (q.table() if q.rows else None), delta, reasons
+
+
+def add_counts(run: dict[str, Any], idx: int, delta: dict[str, int], reasons: dict[str, int]) -> None:
+    """Add one piece's counts to the run's and to its input's."""
     for counts in (run["counts"], run["inputs"][idx]["counts"]):
         for k, v in delta.items():
             counts[k] += v

@@ -25,6 +25,17 @@ from curate.store import Store, is_environment_fault, temp_name
 MANIFEST = "_manifest.json"
 
 
+def doc_writer(stream: Any, compression_level: int | None = None) -> pq.ParquetWriter:
+    """A Parquet writer of document shards (every shard is written with these settings)."""
+    return pq.ParquetWriter(
+        stream,
+        DOC_SCHEMA,
+        compression="zstd",
+        compression_level=compression_level,
+        write_statistics=["doc_id", "corpus", "domain", "source", "n_bytes"],
+    )
+
+
 class ShardWriter:
     """Writes ``shards/<corpus>/part-NNNNN.parquet`` files of bounded rows/bytes."""
 
@@ -119,13 +130,7 @@ class ShardWriter:
                 self._tmp = temp_name(f"{self.shard_dir}/{name}")
                 self.store.fs.create_dir(self.store.path(self.shard_dir), recursive=True)
                 self._stream = self.store.fs.open_output_stream(self.store.path(self._tmp))
-                self._writer = pq.ParquetWriter(
-                    self._stream,
-                    DOC_SCHEMA,
-                    compression="zstd",
-                    compression_level=self.compression_level,
-                    write_statistics=["doc_id", "corpus", "domain", "source", "n_bytes"],
-                )
+                self._writer = doc_writer(self._stream, self.compression_level)
             self._writer.write_table(table, row_group_size=self.row_group_rows)
 
     def commit(self, run: dict[str, Any]) -> None:
@@ -154,6 +159,32 @@ class ShardWriter:
             self.manifest["quarantine"].append({"name": name, "rows": table.num_rows, "run": run["id"]})
             self._quarantine = []
         self._rows = self._bytes = 0
+        self.save_manifest()
+        faults.point("ingest.after_commit")
+
+    def commit_staged(self, run: dict[str, Any], shards: list[tuple[str, int, int]],
+                      quarantine: tuple[str, int] | None) -> None:
+        """Commit one input piece staged by a worker: rename its shards (``(temporary, rows, bytes)``) and its
+        quarantine file (``(temporary, rows)``) into place, then record ``run``'s progress in the manifest.
+
+        The same protocol as :meth:`commit`: a crash before the manifest is written leaves files it does
+        not list, which :meth:`remove_orphans` deletes, and the piece is read again.
+        """
+        for tmp, rows, nbytes in shards:
+            if rows == 0:
+                self.store.delete(tmp)
+                continue
+            name = self._next_name("shards")
+            with self._writing(f"{self.shard_dir}/{name}"):
+                self.store.fs.move(self.store.path(tmp), self.store.path(f"{self.shard_dir}/{name}"))
+            faults.point("ingest.after_shard_rename")
+            self.manifest["shards"].append({"name": name, "rows": rows, "bytes": nbytes, "run": run["id"]})
+        if quarantine is not None:
+            tmp, rows = quarantine
+            name = self._next_name("quarantine")
+            with self._writing(f"{self.quarantine_dir}/{name}"):
+                self.store.fs.move(self.store.path(tmp), self.store.path(f"{self.quarantine_dir}/{name}"))
+            self.manifest["quarantine"].append({"name": name, "rows": rows, "run": run["id"]})
         self.save_manifest()
         faults.point("ingest.after_commit")
 

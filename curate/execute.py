@@ -58,6 +58,9 @@ class ScoreReport:
     rows: int = 0
     seconds: float = 0.0
     workers: int = 0
+    #: Ray nodes that left the cluster while scoring a shard here ("<address> (node <id>)"); their shards
+    #: went to the workers left
+    lost_nodes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -165,6 +168,9 @@ def _actor_class(ray: Any) -> Any:
 
         def pid(self) -> int:
             return os.getpid()
+
+        def node(self) -> str:
+            return ray.get_runtime_context().get_node_id()
 
     return ScorerActor
 
@@ -301,7 +307,7 @@ def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, worker
                 _run_inline(st, scorer, todo, retries, tick, stopped, unit_rows)
             else:
                 report.workers = _run_on_ray(st, scorer, todo, workers, retries, ray_address, tick, stopped,
-                                             unit_rows)
+                                             unit_rows, report.lost_nodes.append)
     fatal = next((r for r in results if r.fatal), None)
     if fatal is None:
         save_manifest(final=True)
@@ -351,7 +357,7 @@ def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, r
 
 def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | None, retries: int,
                 ray_address: str | None, record: Callable[[ShardResult], None], stopped: Callable[[], bool],
-                unit_rows: int) -> int:
+                unit_rows: int, on_lost_node: Callable[[str], None] = lambda _node: None) -> int:
     ray = init_ray(ray_address)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(workers or cpus, len(todo)))
@@ -367,10 +373,16 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
 
     idle = [spawn() for _ in range(n)]
     _check_ready(ray, idle, scorer)
+    nodes = dict(zip(idle, ray.get([a.node.remote() for a in idle])))  # actor -> the node it runs on
     queue: deque[tuple[WorkItem, int]] = deque((i, 1) for i in todo)
     pending: dict[Any, tuple[WorkItem, int, Any]] = {}
     try:
         while (queue and not stopped()) or pending:
+            if not idle and not pending:  # every worker died and none could be replaced
+                for item, attempt in queue:
+                    record(failure(item, NoWorkers(), attempt))
+                queue.clear()
+                break
             while idle and queue and not stopped():
                 item, attempt = queue.popleft()
                 actor = idle.pop()
@@ -386,16 +398,84 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
             except ray.exceptions.RayTaskError as exc:  # the scorer raised: the actor is fine
                 idle.append(actor)
                 _retry_or_fail(queue, item, attempt, retries, exc.cause or exc, record)
-            except ray.exceptions.RayActorError as exc:  # the worker process died (SIGKILL, OOM): replace it
+            except ray.exceptions.RayActorError as exc:  # the worker process or its node died: replace it
                 with contextlib.suppress(Exception):  # gone already; an unreachable one must not write on
                     ray.kill(actor)
                 _drop_temporary(st, item)
-                idle.append(spawn())
+                node = nodes.pop(actor, None)
+                # a worker killed on a live node is reported dead at once; a node that left shows first as an
+                # unreachable actor ("temporarily unavailable"), and as dead once the cluster notices
+                gone = NODE_DEATH_WAIT if isinstance(exc, ray.exceptions.ActorUnavailableError) else 0.0
+                lost = node is not None and not _node_alive(ray, node, wait=gone)
+                if lost:
+                    name = _node_name(ray, node)
+                    log.warning("Ray node %s left the cluster while scoring %s; its shard goes to the workers left "
+                                "(the units it finished are kept)", name, item.shard)
+                    on_lost_node(name)
+                replacement = _replacement(ray, spawn, wait=0.0 if lost and _free_cpus(ray) < 1 else REPLACE_WAIT)
+                if replacement is not None:
+                    idle.append(replacement[0])
+                    nodes[replacement[0]] = replacement[1]
                 _retry_or_fail(queue, item, attempt, retries, WorkerDied(exc), record)
     finally:
         for actor in idle + [a for _, _, a in pending.values()]:
             ray.kill(actor)
     return n
+
+
+#: seconds a replacement for a dead worker may take to start (and load its model) before the run goes on without it
+REPLACE_WAIT = 120.0
+
+
+def _replacement(ray: Any, spawn: Callable[[], Any], wait: float) -> tuple[Any, str] | None:
+    """A new worker and its node, or None when none starts within ``wait`` seconds (no free CPU left in the
+    cluster, e.g. after a node left): the run goes on with the workers it has."""
+    if wait <= 0:
+        return None
+    actor = spawn()
+    where = actor.node.remote()
+    ready, _ = ray.wait([where], timeout=wait)
+    try:
+        if ready:
+            return actor, ray.get(ready[0])
+    except ray.exceptions.RayError:
+        pass
+    with contextlib.suppress(Exception):
+        ray.kill(actor)
+    return None
+
+
+def _free_cpus(ray: Any) -> float:
+    return float(ray.available_resources().get("CPU", 0))
+
+
+#: seconds to wait for the cluster to declare a node dead after its worker became unreachable
+NODE_DEATH_WAIT = 30.0
+
+
+def _node_alive(ray: Any, node_id: str, wait: float = 0.0) -> bool:
+    """Whether the cluster still lists ``node_id`` as alive (polled up to ``wait`` seconds for it to go)."""
+    deadline = time.monotonic() + wait
+    while True:
+        alive = any(n.get("NodeID") == node_id and n.get("Alive") for n in ray.nodes())
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.5)
+
+
+def _node_name(ray: Any, node_id: str) -> str:
+    """``<address> (node <id prefix>)``: what a user finds in `ray status` / the dashboard."""
+    address = next((n.get("NodeManagerAddress") for n in ray.nodes() if n.get("NodeID") == node_id), "?")
+    return f"{address} (node {node_id[:12]})"
+
+
+class NoWorkers(RuntimeError):
+    """Every Ray worker died and no replacement could start."""
+
+    def __init__(self) -> None:
+        super().__init__("no Ray worker left to score this shard: the workers died (or their nodes left the "
+                         "cluster) and no new one could start within the wait; add nodes or free CPUs, then "
+                         "re-run (finished shards and units are kept)")
 
 
 class WorkerDied(RuntimeError):

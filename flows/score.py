@@ -36,7 +36,10 @@ def reports_markdown(reports: list[ScoreReport]) -> str:
     failures = "".join(
         f"- `{r.scorer}` `{f['shard']}` after {f['attempts']} attempt(s): {f['error']}\n" for r in reports for f in r.failed
     )
-    return "## curate score\n\n" + table + (f"\n### failed shards\n\n{failures}" if failures else "")
+    lost = "".join(f"- `{node}` left the cluster while `{r.scorer}` scored a shard there; the shard went to the "
+                   f"workers left\n" for r in reports for node in r.lost_nodes)
+    return ("## curate score\n\n" + table + (f"\n### failed shards\n\n{failures}" if failures else "")
+            + (f"\n### Ray nodes lost\n\n{lost}" if lost else ""))
 
 
 @flow(name="score", log_prints=True)

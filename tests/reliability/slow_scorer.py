@@ -41,8 +41,12 @@ class GatedHeuristics(HeuristicsScorer):
         self._gate = Path(gate)  # not settings: the fingerprint stays that of plain heuristics
         self._timeout = timeout
 
-    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def mark(self, batch: pa.RecordBatch) -> None:
+        """Say that a batch started (what a subclass records about it is its own)."""
         (self._gate / f"started-{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
+
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        self.mark(batch)
         deadline = time.monotonic() + self._timeout
         while not (self._gate / self.OPEN).exists():
             if time.monotonic() > deadline:

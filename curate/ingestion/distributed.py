@@ -1,6 +1,7 @@
 """Ingest on Ray: input pieces read by workers, deduplicated across them in DuckDB, committed in input order.
 
-A *piece* is a whole input (or the rest of one, when a run resumes inside it). Each piece goes to a
+A *piece* is a whole input (or the rest of one, when a run resumes inside it), or a byte range of whole
+lines of a plain JSON lines file larger than ``piece_bytes``. Each piece goes to a
 one-CPU Ray task that reads, validates and ids it exactly as the single-process path does, drops the
 duplicates inside the piece, and writes its documents (shards of at most ``shard_rows`` / ``shard_bytes``)
 and its quarantine records to *staged* files: temporaries in the corpus's own folders that no reader
@@ -18,6 +19,7 @@ summary and a resumed run are the same whichever path wrote them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -35,13 +37,22 @@ import pyarrow.parquet as pq
 from curate import faults
 from curate.docid import SeenIds
 from curate.errors import CurateError
-from curate.ingestion.readers import Input, ReadContext, read
+from curate.ingestion.readers import (
+    Input,
+    ReadContext,
+    line_starts,
+    read,
+    read_jsonl_range,
+    splittable,
+)
 from curate.ingestion.schema import DOC_SCHEMA, QUARANTINE_SCHEMA
 from curate.ingestion.writer import ShardWriter, doc_writer
 from curate.store import Store, temp_name
 
 #: staged pieces waiting for their commit, per worker: bounds the disk a slow early piece makes others hold
 WINDOW_PER_WORKER = 4
+#: plain JSON lines inputs larger than this are read in byte ranges of about this size
+PIECE_BYTES = 32 << 20
 
 
 class IngestWorkerDied(CurateError):
@@ -61,12 +72,17 @@ class Job:
 
 @dataclass(frozen=True)
 class PieceSpec:
-    """One unit of work: input ``input_idx`` from position ``skip`` to its end."""
+    """One unit of work: input ``input_idx`` from position ``skip`` to its end, or the byte range
+    ``[start, end)`` of a plain JSON lines input (whole lines; numbered from 1 inside the range)."""
 
     order: int  # commit order within the run
     input_idx: int
     inp: Input
-    skip: int
+    skip: int = 0
+    start: int | None = None
+    end: int | None = None
+    last: bool = True  # the input's last piece
+    lines_before: int | None = None  # lines of the input before ``start``, when known at planning
 
 
 @dataclass
@@ -79,7 +95,7 @@ class Staged:
     quarantine: tuple[str, int] | None
     counts: dict[str, int]
     reasons: dict[str, int]
-    position: int
+    position: int  # input position reached (for a byte range: lines in the range)
     seconds: float = 0.0
     pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -125,7 +141,9 @@ def stage_piece(job: Job, spec: PieceSpec) -> Staged:
             rows = nbytes = 0
 
     try:
-        for piece in read(spec.inp, job.ctx, spec.skip):
+        pieces = (read(spec.inp, job.ctx, spec.skip) if spec.start is None
+                  else read_jsonl_range(spec.inp, job.ctx, spec.start, spec.end))
+        for piece in pieces:
             docs, q, delta, why = piece_docs(piece, corpus, seen, job.ctx.max_doc_bytes)
             for k, v in delta.items():
                 counts[k] += v
@@ -164,22 +182,38 @@ def stage_piece(job: Job, spec: PieceSpec) -> Staged:
                   reasons=reasons, position=position, seconds=time.perf_counter() - t0, pid=os.getpid())
 
 
-def plan_pieces(inputs: list[Input], position: list[int]) -> list[PieceSpec]:
-    """The pieces left to read from a run's recorded ``position`` (input index, position inside it)."""
-    specs = []
-    for idx in range(position[0], len(inputs)):
-        skip = position[1] if idx == position[0] else 0
-        specs.append(PieceSpec(order=len(specs), input_idx=idx, inp=inputs[idx], skip=skip))
+def plan_pieces(inputs: list[Input], run: dict[str, Any], piece_bytes: int) -> list[PieceSpec]:
+    """The pieces left to read from a run's recorded position (input index, position inside it).
+
+    Plain JSON lines inputs larger than ``piece_bytes`` are cut into byte ranges of whole lines; the
+    rest are read whole. A run stopped inside an input resumes there: at the recorded byte offset
+    when a byte range was the last thing committed, else (a single-process run's position) by lines.
+    """
+    idx0, line0 = run["position"]
+    at = run.get("position_byte")  # [input, line, byte] of the last committed byte range
+    specs: list[PieceSpec] = []
+    for idx in range(idx0, len(inputs)):
+        inp = inputs[idx]
+        skip = line0 if idx == idx0 else 0
+        start = 0 if not skip else at[2] if at and at[:2] == [idx, skip] else None
+        if start is not None and splittable(inp) and os.path.getsize(inp.path) - start > piece_bytes:
+            cuts = line_starts(inp.path, start, piece_bytes)
+            for a, b in itertools.pairwise(cuts):
+                specs.append(PieceSpec(order=len(specs), input_idx=idx, inp=inp, start=a, end=b,
+                                       last=b == cuts[-1], lines_before=skip if a == start else None))
+        else:
+            specs.append(PieceSpec(order=len(specs), input_idx=idx, inp=inp, skip=skip))
     return specs
 
 
 def ingest_on_ray(st: Store, inputs: list[Input], ctx: ReadContext, writer: ShardWriter, run: dict[str, Any], *,
-                  workers: int, ray_address: str | None, retries: int, advance: Callable[[int], None]) -> None:
+                  workers: int, ray_address: str | None, retries: int, advance: Callable[[int], None],
+                  piece_bytes: int = PIECE_BYTES) -> None:
     """Read ``inputs`` from ``run["position"]`` on ``workers`` Ray tasks and commit every piece in order."""
     from curate.execute import init_ray
     from curate.objstore import worker_env
 
-    specs = plan_pieces(inputs, run["position"])
+    specs = plan_pieces(inputs, run, piece_bytes)
     if not specs:
         return
     ray = init_ray(ray_address)
@@ -195,21 +229,28 @@ def ingest_on_ray(st: Store, inputs: list[Input], ctx: ReadContext, writer: Shar
     job_ref = ray.put(job)
     pending: dict[Any, PieceSpec] = {}
     ready: dict[int, Staged] = {}
+    lines: dict[int, int] = {}  # per input read in byte ranges: lines committed so far
     submitted = committed = 0
     window = WINDOW_PER_WORKER * workers
     t0 = time.perf_counter()
     spill = tempfile.mkdtemp(prefix="curate-ingest-dedup-")
+
+    def top_up() -> None:
+        nonlocal submitted
+        while len(pending) < workers and submitted < len(specs) and submitted - committed < window:
+            pending[remote.remote(job_ref, specs[submitted])] = specs[submitted]
+            submitted += 1
+
     try:
         while committed < len(specs):
-            while len(pending) < workers and submitted < len(specs) and submitted - committed < window:
-                pending[remote.remote(job_ref, specs[submitted])] = specs[submitted]
-                submitted += 1
+            top_up()
             done, _ = ray.wait(list(pending), num_returns=1)
             done += ray.wait([r for r in pending if r not in done], num_returns=len(pending) - len(done),
                              timeout=0)[0] if len(pending) > len(done) else []
             for ref in done:
                 spec = pending.pop(ref)
                 ready[spec.order] = _result(ray, ref, spec, retries)
+            top_up()  # the workers read on while this process deduplicates and commits
             batch = []
             while committed + len(batch) in ready:
                 batch.append(ready.pop(committed + len(batch)))
@@ -217,7 +258,7 @@ def ingest_on_ray(st: Store, inputs: list[Input], ctx: ReadContext, writer: Shar
                 continue
             drops = _cross_duplicates(st, writer, batch, spill)
             for staged in batch:
-                _commit_piece(st, writer, run, staged, drops, len(inputs))
+                _commit_piece(st, writer, run, staged, specs[staged.order], drops, lines)
                 run["seconds"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 advance(staged.counts["read"])
@@ -302,9 +343,13 @@ def _cross_duplicates(st: Store, writer: ShardWriter, batch: list[Staged], spill
     return out
 
 
-def _commit_piece(st: Store, writer: ShardWriter, run: dict[str, Any], staged: Staged,
-                  drops: dict[str, np.ndarray], n_inputs: int) -> None:
-    """Drop a piece's cross-worker duplicates (rewriting only the shards that hold some), then commit it."""
+def _commit_piece(st: Store, writer: ShardWriter, run: dict[str, Any], staged: Staged, spec: PieceSpec,
+                  drops: dict[str, np.ndarray], lines: dict[int, int]) -> None:
+    """Drop a piece's cross-worker duplicates (rewriting only the shards that hold some), then commit it.
+
+    A byte range's quarantine positions count from its first line: the lines of the input before it
+    are added (rewriting its small quarantine file), and the run's position records the line and byte
+    reached, so a rerun resumes at the next range."""
     counts = dict(staged.counts)
     shards = []
     for tmp, rows, nbytes in staged.shards:
@@ -319,8 +364,33 @@ def _commit_piece(st: Store, writer: ShardWriter, run: dict[str, Any], staged: S
     from curate.ingestion.run import add_counts
 
     add_counts(run, staged.input_idx, counts, staged.reasons)
-    run["position"] = [staged.input_idx + 1, 0]
-    writer.commit_staged(run, shards, staged.quarantine)
+    quarantine = staged.quarantine
+    if spec.start is not None:
+        before = spec.lines_before if spec.lines_before is not None else lines[spec.input_idx]
+        if quarantine is not None and before:
+            quarantine = _shift_positions(st, quarantine, before)
+        lines[spec.input_idx] = before + staged.position
+    if spec.last:
+        run["position"] = [staged.input_idx + 1, 0]
+        run.pop("position_byte", None)
+    else:
+        run["position"] = [staged.input_idx, lines[spec.input_idx]]
+        run["position_byte"] = [staged.input_idx, lines[spec.input_idx], spec.end]
+    writer.commit_staged(run, shards, quarantine)
+
+
+def _shift_positions(st: Store, quarantine: tuple[str, int], lines: int) -> tuple[str, int]:
+    """The staged quarantine file with ``lines`` added to every position (a new temporary; the old one removed)."""
+    tmp, rows = quarantine
+    with st.fs.open_input_file(st.path(tmp)) as f:
+        table = pq.read_table(f)
+    i = table.schema.get_field_index("position")
+    table = table.set_column(i, table.schema.field(i), pc.add(table.column(i), lines))
+    out = temp_name(tmp.removesuffix(".tmp").rsplit(".", 1)[0])
+    with st.fs.open_output_stream(st.path(out)) as stream:
+        pq.write_table(table, stream, compression="zstd")
+    st.delete(tmp)
+    return out, rows
 
 
 def _rewrite_without(st: Store, writer: ShardWriter, tmp: str, drop: np.ndarray) -> tuple[str, int, int]:

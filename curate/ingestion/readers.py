@@ -35,6 +35,7 @@ CHUNK_BYTES = 8 << 20  # JSON bytes handed to pyarrow per block
 READ_BYTES = 4 << 20
 PARSE_BLOCK = 1 << 20  # pyarrow JSON block: parsed in parallel; also the fast path's longest line
 BATCH_ROWS = 8192
+HEAD_BYTES = 8192  # a JSON lines input whose first bytes hold a NUL is refused as binary
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 FORMATS = ("auto", "jsonl", "parquet", "text", "hf")
@@ -239,41 +240,109 @@ def _line_chunks(stream: Any, max_doc_bytes: int) -> Iterator[tuple[int, bytes] 
         yield line_no, bytes(buf)
 
 
+def splittable(inp: Input) -> bool:
+    """Whether ``inp`` can be read in byte ranges (:func:`read_jsonl_range`): plain JSON lines, not binary."""
+    if inp.format != "jsonl" or inp.path is None or any(inp.path.endswith(s) for s in _COMPRESSION):
+        return False
+    with open(inp.path, "rb") as f:
+        return b"\x00" not in f.read(HEAD_BYTES)  # a binary file is refused whole, as one record
+
+
+def line_starts(path: str, start: int, every: int) -> list[int]:
+    """Byte offsets of line starts about ``every`` bytes apart from ``start`` on (``start`` first, the file's
+    size last): the byte ranges a large JSON lines file is read in, each holding whole lines."""
+    size = os.path.getsize(path)
+    cuts = [start]
+    with open(path, "rb") as f:
+        while cuts[-1] + every < size:
+            f.seek(cuts[-1] + every - 1)  # from the byte before: a range may end right after a newline
+            while True:
+                block = f.read(1 << 16)
+                nl = block.find(b"\n")
+                if not block or nl >= 0:
+                    break
+            if not block:
+                break
+            cut = f.tell() - len(block) + nl + 1
+            if cut >= size:
+                break
+            cuts.append(cut)
+    return [*cuts, size]
+
+
+class _Range:
+    """``read()`` of the bytes ``[start, end)`` of a file."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self._stream = stream
+        self._left = length
+
+    def read(self, n: int) -> bytes:
+        if self._left <= 0:
+            return b""
+        out = self._stream.read(min(n, self._left))
+        self._left -= len(out)
+        return out
+
+
+def read_jsonl_range(inp: Input, ctx: ReadContext, start: int, end: int) -> Iterator[Piece]:
+    """Stream the whole lines in bytes ``[start, end)`` of a plain JSON lines file (``start`` and ``end`` at
+    line starts). Line numbers in pieces and quarantine count from the range's first line as line 1:
+    the caller adds the lines before it."""
+    assert inp.path is not None
+    with open(inp.path, "rb") as f:
+        f.seek(start)
+        stream = _Range(f, end - start)
+        if start == 0:
+            yield from _jsonl_pieces(inp, ctx, 0, stream)
+            return
+        yield from _jsonl_lines(inp, ctx, 0, stream, b"")
+
+
 def _read_jsonl(inp: Input, ctx: ReadContext, skip: int) -> Iterator[Piece]:
     assert inp.path is not None
-    q = ctx.quarantine(inp)
     with _open_stream(inp.path) as stream:
-        try:
-            head = stream.read(8192)
-        except (OSError, pa.ArrowException) as exc:
-            q.add(1, Reason.UNREADABLE, f"cannot read the input ({exc}); is it a valid compressed file?")
-            yield Piece(ctx.empty(), q, 1, 1)
-            return
-        if b"\x00" in head:
-            q.add(1, Reason.BINARY, "input holds NUL bytes: this looks like a binary file, not JSON lines", head[:200])
-            yield Piece(ctx.empty(), q, 1, 1)
-            return
-        position = 0
-        for item in _line_chunks(_Prepend(head, stream), ctx.max_doc_bytes):
-            if isinstance(item, _Bad):
-                if item.line > skip:
-                    q = ctx.quarantine(inp)
-                    q.add(item.line, item.reason, item.detail, item.raw)
-                    position = max(position, item.line)
-                    yield Piece(ctx.empty(), q, position, 1)
-                continue
-            first_line, chunk = item
-            n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            end = first_line - 1 + n_lines
-            if end <= skip:
-                continue
-            if first_line <= skip:  # resume inside this chunk
-                chunk = b"\n".join(chunk.split(b"\n")[skip - first_line + 1 :])
-                first_line = skip + 1
-            q = ctx.quarantine(inp)
-            table, records = _parse_chunk(chunk, first_line, ctx.fields, q, end - first_line + 1)
-            yield from _split_piece(table, q, first_line - 1, end, records, ctx, inp)
-            position = end
+        yield from _jsonl_pieces(inp, ctx, skip, stream)
+
+
+def _jsonl_pieces(inp: Input, ctx: ReadContext, skip: int, stream: Any) -> Iterator[Piece]:
+    """A JSON lines input from its first byte: refused whole when unreadable or binary, else read by line."""
+    q = ctx.quarantine(inp)
+    try:
+        head = stream.read(HEAD_BYTES)
+    except (OSError, pa.ArrowException) as exc:
+        q.add(1, Reason.UNREADABLE, f"cannot read the input ({exc}); is it a valid compressed file?")
+        yield Piece(ctx.empty(), q, 1, 1)
+        return
+    if b"\x00" in head:
+        q.add(1, Reason.BINARY, "input holds NUL bytes: this looks like a binary file, not JSON lines", head[:200])
+        yield Piece(ctx.empty(), q, 1, 1)
+        return
+    yield from _jsonl_lines(inp, ctx, skip, stream, head)
+
+
+def _jsonl_lines(inp: Input, ctx: ReadContext, skip: int, stream: Any, head: bytes) -> Iterator[Piece]:
+    position = 0
+    for item in _line_chunks(_Prepend(head, stream), ctx.max_doc_bytes):
+        if isinstance(item, _Bad):
+            if item.line > skip:
+                q = ctx.quarantine(inp)
+                q.add(item.line, item.reason, item.detail, item.raw)
+                position = max(position, item.line)
+                yield Piece(ctx.empty(), q, position, 1)
+            continue
+        first_line, chunk = item
+        n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        end = first_line - 1 + n_lines
+        if end <= skip:
+            continue
+        if first_line <= skip:  # resume inside this chunk
+            chunk = b"\n".join(chunk.split(b"\n")[skip - first_line + 1 :])
+            first_line = skip + 1
+        q = ctx.quarantine(inp)
+        table, records = _parse_chunk(chunk, first_line, ctx.fields, q, end - first_line + 1)
+        yield from _split_piece(table, q, first_line - 1, end, records, ctx, inp)
+        position = end
 
 
 def _split_piece(table: pa.Table, q: Quarantine, start: int, end: int, records: int, ctx: ReadContext,

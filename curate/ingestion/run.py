@@ -73,6 +73,7 @@ def ingest(
     workers: int = 0,
     ray_address: str | None = None,
     retries: int = 1,
+    piece_bytes: int = 32 << 20,
 ) -> IngestSummary:
     """Ingest JSONL (plain/.gz/.zst), Parquet, text directories or ``datasets`` objects into ``corpus``.
 
@@ -83,12 +84,14 @@ def ingest(
     inputs over N one-CPU Ray tasks (a local Ray, or the cluster at ``ray_address`` /
     ``RAY_ADDRESS``), see :mod:`curate.ingestion.distributed`: the same documents, ids,
     duplicates, quarantine rows and summary, committed per input piece in input order;
-    a piece whose worker dies is retried ``retries`` times.
+    a piece whose worker dies is retried ``retries`` times. Plain JSON lines files larger than
+    ``piece_bytes`` are read in byte ranges of about that size (whole lines), other inputs whole.
     """
     fields = fields or FieldMap()
     check_name("corpus", corpus)
     for name, value in (("shard_rows", shard_rows), ("shard_bytes", shard_bytes),
-                        ("row_group_rows", row_group_rows), ("max_doc_bytes", max_doc_bytes)):
+                        ("row_group_rows", row_group_rows), ("max_doc_bytes", max_doc_bytes),
+                        ("piece_bytes", piece_bytes)):
         _check_positive(name, value)
     if not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"workers must be 0 (this process) or a positive integer, got {workers!r}")
@@ -103,12 +106,13 @@ def ingest(
     # the second waits (then finds its inputs done) or, with CURATE_LOCK_TIMEOUT, fails naming the first
     with store_lock(st, f"ingest-{corpus}", f"ingest into corpus {corpus!r} of {st.uri}", timeout=default_timeout()):
         return _ingest_locked(st, corpus, inputs, fields, format, shard_rows, shard_bytes, row_group_rows,
-                              max_doc_bytes, progress, workers, ray_address, retries)
+                              max_doc_bytes, progress, workers, ray_address, retries, piece_bytes)
 
 
 def _ingest_locked(st: Store, corpus: str, inputs: list[Any], fields: FieldMap, format: str, shard_rows: int,
                    shard_bytes: int, row_group_rows: int, max_doc_bytes: int, progress: bool | None,
-                   workers: int = 0, ray_address: str | None = None, retries: int = 1) -> IngestSummary:
+                   workers: int = 0, ray_address: str | None = None, retries: int = 1,
+                   piece_bytes: int = 32 << 20) -> IngestSummary:
     shard_dir = st.shards_dir(corpus)
     manifest = st.read_json(f"{shard_dir}/{MANIFEST}") or {
         "corpus": corpus, "shards": [], "quarantine": [], "runs": []
@@ -155,7 +159,7 @@ def _ingest_locked(st: Store, corpus: str, inputs: list[Any], fields: FieldMap, 
         try:
             with progress_bar(f"ingest {corpus}", unit="records", enabled=progress) as advance:
                 ingest_on_ray(st, inputs, ctx, writer, run, workers=workers, ray_address=ray_address,
-                              retries=retries, advance=advance)
+                              retries=retries, advance=advance, piece_bytes=piece_bytes)
             run["status"] = "done"
             run["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             writer.commit(run)

@@ -113,6 +113,10 @@ def _child(store: Path, paths: list[Path], workers: int, fault: str | None) -> s
         f"s = ingest({[str(p) for p in paths]!r}, {str(store)!r}, 'c', shard_rows={SHARD_ROWS}, "
         f"max_doc_bytes=4000, workers={workers}, ray_address='local', progress=False); print(s.status)"
     )
+    return _child_code(code, fault)
+
+
+def _child_code(code: str, fault: str | None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     if fault:
         env["CURATE_FAULT"] = fault
@@ -173,6 +177,58 @@ def test_driver_sigkilled_mid_run_then_rerun_is_exact(fault, tmp_path, real_docs
     s = ingest(paths, store, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, workers=workers, progress=False)
     assert s.resumed and s.status == "done"
     assert _summary(s) == ref_summary
+    assert _state(store) == _state(ref)
+    _no_strays(store)
+
+
+def _one_big_file(tmp_path: Path, real_docs: list[dict]) -> Path:
+    """One JSON lines file of ~100 KB pieces' worth: duplicates far apart, bad, blank and over-long lines,
+    an id-less twin, and no newline after the last line."""
+    lines = []
+    for i in range(900):
+        d = real_docs[i % len(real_docs)]
+        lines.append(json.dumps({"id": f"d{i % 500}", "text": d["text"], "domain": d["domain"]}))
+        if i % 97 == 3:
+            lines.append("{broken")
+        if i % 131 == 5:
+            lines.append("")
+        if i % 211 == 7:
+            lines.append(json.dumps({"id": f"long{i}", "text": "y" * 6000}))
+        if i % 301 == 9:
+            lines.append(json.dumps({"text": real_docs[0]["text"]}))
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_byte_ranges_of_one_file_give_the_single_process_store(tmp_path, real_docs, ray_local):
+    path = _one_big_file(tmp_path, real_docs)
+    ref = tmp_path / "reference"
+    ref_summary = _summary(ingest([path], ref, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, progress=False))
+    store = tmp_path / "store"
+    s = ingest([path], store, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, workers=2, piece_bytes=64 << 10,
+               progress=False)
+    manifest = json.loads((store / "shards" / "c" / "_manifest.json").read_text())
+    assert len(manifest["quarantine"]) > 5  # read in many ranges
+    assert _summary(s) == ref_summary
+    assert _state(store) == _state(ref)  # quarantine line numbers too: every range's are shifted right
+    _no_strays(store)
+
+
+def test_driver_sigkilled_between_byte_ranges_resumes_at_the_next_range(tmp_path, real_docs, ray_local):
+    path = _one_big_file(tmp_path, real_docs)
+    ref = tmp_path / "reference"
+    ref_summary = _summary(ingest([path], ref, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, progress=False))
+    store = tmp_path / "store"
+    code = (f"from curate import ingest; ingest([{str(path)!r}], {str(store)!r}, 'c', shard_rows={SHARD_ROWS}, "
+            "max_doc_bytes=4000, workers=2, ray_address='local', piece_bytes=64 << 10, progress=False)")
+    crashed = _child_code(code, "ingest.after_commit:4")
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    run = json.loads((store / "shards" / "c" / "_manifest.json").read_text())["runs"][0]
+    assert run["position"][0] == 0 and run["position"][1] > 0 and run["position_byte"][:2] == run["position"]
+    s = ingest([path], store, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, workers=2, piece_bytes=64 << 10,
+               progress=False)
+    assert s.resumed and _summary(s) == ref_summary
     assert _state(store) == _state(ref)
     _no_strays(store)
 

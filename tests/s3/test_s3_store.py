@@ -169,6 +169,24 @@ def test_mixture_builds_on_s3_and_streams_like_the_local_twin(scored, local_twin
     assert all(torch.equal(a, b) for a, b in zip(windows, ds_local, strict=True))
 
 
+def test_report_is_written_into_the_bucket_and_left_alone_while_nothing_changes(scored, s3_client):
+    """`curate report` without --out on an object store: the pages land under report/ in the bucket (what a
+    scheduled deployment does after each tick), with working relative links, and a second call with nothing
+    changed rewrites nothing."""
+    from curate.browse.static import write_report_to_store
+
+    first = write_report_to_store(URI, max_docs=5, docs_per_list=1, only_if_changed=True)
+    keys = {k for k in _keys(s3_client, "store/report/") if not k.endswith("/")}  # not pyarrow's folder markers
+    assert not first.unchanged and first.documents == 5
+    assert {"store/report/index.html", "store/report/documents.html", "store/report/state.json",
+            "store/report/not-in-report.html"} <= keys
+    assert len([k for k in keys if k.startswith("store/report/doc/")]) == 5
+    index = s3_client.get_object(Bucket=BUCKET, Key="store/report/index.html")["Body"].read().decode()
+    assert 'href="documents.html"' in index and 'href="/' not in index  # relative links only
+    again = write_report_to_store(URI, max_docs=5, docs_per_list=1, only_if_changed=True)
+    assert again.unchanged and {k for k in _keys(s3_client, "store/report/") if not k.endswith("/")} == keys
+
+
 def test_bad_credentials_say_which_endpoint_and_which_variables(ingested, s3_endpoint, monkeypatch):
     # moto checks signatures only once told to: turn it on for this test, with one real IAM user
     import boto3

@@ -7,9 +7,10 @@ duplicates inside the piece, and writes its documents (shards of at most ``shard
 and its quarantine records to *staged* files: temporaries in the corpus's own folders that no reader
 globs and that the next run removes if this one dies.
 
-The driver never holds the corpus's ids. When the next pieces in input order are staged, one DuckDB
-query over their ``doc_id`` columns and the committed shards' finds the rows that are not the first
-occurrence of their id (DuckDB spills to disk past its memory limit); a staged shard without such
+The driver never holds the corpus's ids as Python objects: they live in a DuckDB table, loaded once
+from the committed shards, which spills to disk past its memory limit. When the next pieces in input
+order are staged, one DuckDB query over their ``doc_id`` columns and that table finds the rows that
+are not the first occurrence of their id, and adds the others' ids to it; a staged shard without such
 rows is renamed into place as it is, one with them is rewritten without them. Each piece is then
 committed through the corpus manifest exactly like the single-process writer's commits (shards
 renamed, quarantine renamed, manifest records the input position and counts), so the store, the
@@ -51,6 +52,8 @@ from curate.store import Store, temp_name
 
 #: staged pieces waiting for their commit, per worker: bounds the disk a slow early piece makes others hold
 WINDOW_PER_WORKER = 4
+#: DuckDB's memory for the corpus's ids while deduplicating across workers; past it, the table spills to disk
+DEDUP_MEMORY = "1GB"
 #: plain JSON lines inputs larger than this are read in byte ranges of about this size
 PIECE_BYTES = 32 << 20
 
@@ -234,6 +237,7 @@ def ingest_on_ray(st: Store, inputs: list[Input], ctx: ReadContext, writer: Shar
     window = WINDOW_PER_WORKER * workers
     t0 = time.perf_counter()
     spill = tempfile.mkdtemp(prefix="curate-ingest-dedup-")
+    seen: _SeenIds | None = None
 
     def top_up() -> None:
         nonlocal submitted
@@ -256,7 +260,9 @@ def ingest_on_ray(st: Store, inputs: list[Input], ctx: ReadContext, writer: Shar
                 batch.append(ready.pop(committed + len(batch)))
             if not batch:
                 continue
-            drops = _cross_duplicates(st, writer, batch, spill)
+            if seen is None:
+                seen = _SeenIds(st, writer, spill)
+            drops = seen.duplicates(st, batch)
             for staged in batch:
                 _commit_piece(st, writer, run, staged, specs[staged.order], drops, lines)
                 run["seconds"] += time.perf_counter() - t0
@@ -273,6 +279,8 @@ def ingest_on_ray(st: Store, inputs: list[Input], ctx: ReadContext, writer: Shar
                     st.delete(rel)
         raise
     finally:
+        if seen is not None:
+            seen.close()
         shutil.rmtree(spill, ignore_errors=True)
 
 
@@ -291,56 +299,67 @@ def _result(ray: Any, ref: Any, spec: PieceSpec, retries: int) -> Staged:
         ) from None
 
 
-def _cross_duplicates(st: Store, writer: ShardWriter, batch: list[Staged], spill: str) -> dict[str, np.ndarray]:
-    """Rows of the batch's staged shards whose doc_id is in a committed shard or earlier in the batch.
+class _SeenIds:
+    """The corpus's committed doc_ids in a DuckDB table (spilled to disk past ``memory_limit``, never all in
+    this process's memory as objects): loaded once from the committed shards, grown by each batch."""
 
-    ``{staged temporary: sorted row numbers}``; shards without such rows are absent. Each piece has no
-    duplicates inside itself (its worker dropped them), so with no committed shards a single piece
-    needs no query.
-    """
-    staged = [(tmp, rows) for s in batch for tmp, rows, _ in s.shards if rows]
-    committed = [st.uri_of(f"{writer.shard_dir}/{e['name']}") for e in writer.manifest["shards"] if e["rows"]]
-    if not staged or (len(staged) == 1 and not committed):
-        return {}
-    import duckdb
+    def __init__(self, st: Store, writer: ShardWriter, spill: str, memory_limit: str = DEDUP_MEMORY) -> None:
+        import duckdb
 
-    from curate.query import _file_list
+        self.con = duckdb.connect(config={"temp_directory": spill, "memory_limit": memory_limit, "threads": 1,
+                                          "preserve_insertion_order": False})
+        self.con.execute("CREATE TABLE seen (doc_id VARCHAR)")
+        files = [e["name"] for e in writer.manifest["shards"] if e["rows"]]
+        if not files:
+            return
+        from curate.query import _file_list
 
-    # the batch's ids (a few pieces' worth) in memory; the committed shards' ids are streamed by DuckDB
-    parts = []
-    for i, (tmp, rows) in enumerate(staged):
-        with st.fs.open_input_file(st.path(tmp)) as f:
-            ids = pq.read_table(f, columns=["doc_id"]).column("doc_id")
-        parts.append(pa.table({"doc_id": ids, "ord": pa.array(np.full(len(ids), i, dtype=np.int32)),
-                               "r": pa.array(np.arange(len(ids), dtype=np.int64))}))
-    batch_ids = pa.concat_tables(parts)
-    con = duckdb.connect(config={"temp_directory": spill})
-    try:
-        con.register("batch_ids", batch_ids)
-        if committed and st.is_local:
-            stored = f"SELECT doc_id FROM read_parquet({_file_list(committed)})"
-        elif committed:  # DuckDB reads object stores only through an extension: stream them through pyarrow
+        if st.is_local:
+            paths = [st.uri_of(f"{writer.shard_dir}/{n}") for n in files]
+            self.con.execute(f"INSERT INTO seen SELECT doc_id FROM read_parquet({_file_list(paths)})")
+        else:  # DuckDB reads object stores only through an extension: stream the ids through pyarrow
             import pyarrow.dataset as ds
 
-            con.register("stored_ids", ds.dataset([st.path(f"{writer.shard_dir}/{e['name']}")
-                                                   for e in writer.manifest["shards"] if e["rows"]],
-                                                  filesystem=st.fs, format="parquet"))
-            stored = "SELECT doc_id FROM stored_ids"
-        earlier = "row_number() OVER (PARTITION BY doc_id ORDER BY ord, r) > 1" if len(staged) > 1 else "false"
-        in_store = f"doc_id IN ({stored})" if committed else "false"
-        rows = con.execute(
-            f"SELECT ord, r FROM (SELECT ord, r, {earlier} AS later, {in_store} AS stored FROM batch_ids) "
-            f"WHERE later OR stored ORDER BY ord, r"
-        ).fetchnumpy()
-    finally:
-        con.close()
-    out: dict[str, np.ndarray] = {}
-    if len(rows["r"]):
-        ords = np.asarray(rows["ord"])
-        rs = np.asarray(rows["r"], dtype=np.int64)
-        for o in np.unique(ords):
-            out[staged[int(o)][0]] = rs[ords == o]
-    return out
+            stored = ds.dataset([st.path(f"{writer.shard_dir}/{n}") for n in files], filesystem=st.fs,
+                                format="parquet")
+            self.con.register("stored_ids", stored.scanner(columns=["doc_id"]).to_reader())
+            self.con.execute("INSERT INTO seen SELECT doc_id FROM stored_ids")
+            self.con.unregister("stored_ids")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def duplicates(self, st: Store, batch: list[Staged]) -> dict[str, np.ndarray]:
+        """Rows of the batch's staged shards whose doc_id is committed already or earlier in the batch
+        (``{staged temporary: row numbers}``, shards without any absent); the others' ids join ``seen``.
+
+        Each piece has no duplicates inside itself (its worker dropped them)."""
+        staged = [(tmp, rows) for s in batch for tmp, rows, _ in s.shards if rows]
+        if not staged:
+            return {}
+        parts = []  # the batch's ids (a few pieces' worth) in memory; the corpus's stay in DuckDB
+        for i, (tmp, _) in enumerate(staged):
+            with st.fs.open_input_file(st.path(tmp)) as f:
+                ids = pq.read_table(f, columns=["doc_id"]).column("doc_id")
+            parts.append(pa.table({"doc_id": ids, "ord": pa.array(np.full(len(ids), i, dtype=np.int32)),
+                                   "r": pa.array(np.arange(len(ids), dtype=np.int64))}))
+        con = self.con
+        con.register("batch_ids", pa.concat_tables(parts))
+        try:
+            earlier = "row_number() OVER (PARTITION BY doc_id ORDER BY ord, r) > 1" if len(staged) > 1 else "false"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE flagged AS SELECT ord, r, doc_id, "
+                        f"{earlier} OR doc_id IN (SELECT doc_id FROM seen) AS dup FROM batch_ids")
+            rows = con.execute("SELECT ord, r FROM flagged WHERE dup ORDER BY ord, r").fetchnumpy()
+            con.execute("INSERT INTO seen SELECT doc_id FROM flagged WHERE NOT dup")
+        finally:
+            con.unregister("batch_ids")
+        out: dict[str, np.ndarray] = {}
+        if len(rows["r"]):
+            ords = np.asarray(rows["ord"])
+            rs = np.asarray(rows["r"], dtype=np.int64)
+            for o in np.unique(ords):
+                out[staged[int(o)][0]] = rs[ords == o]
+        return out
 
 
 def _commit_piece(st: Store, writer: ShardWriter, run: dict[str, Any], staged: Staged, spec: PieceSpec,

@@ -13,6 +13,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -117,19 +119,36 @@ def _child(store: Path, paths: list[Path], workers: int, fault: str | None) -> s
 
 
 def _child_code(code: str, fault: str | None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+    marker = f"curate-test-{uuid.uuid4().hex}"
+    env = {**os.environ, "CURATE_TEST_CHILD": marker}
     if fault:
         env["CURATE_FAULT"] = fault
-    # its own session: a SIGKILLed driver leaves its local Ray (raylet, workers) behind, which we then kill
-    # too, as a dead machine would be; otherwise a worker could finish a staged temporary after the rerun began
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=300)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _reap(marker)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _reap(marker: str) -> None:
+    """SIGKILL what a killed driver left running: its local Ray (raylet, workers) inherited its environment.
+
+    A dead machine takes its workers with it; here one could otherwise finish a staged temporary after
+    the rerun has begun (harmless: never listed, removed by the next run; but the check below is strict).
+    """
+    needle = f"CURATE_TEST_CHILD={marker}".encode()
+    for _ in range(50):
+        found = 0
+        for env_file in Path("/proc").glob("[0-9]*/environ"):
+            with contextlib.suppress(OSError):
+                if needle in env_file.read_bytes():
+                    found += 1
+                    os.kill(int(env_file.parent.name), signal.SIGKILL)
+        if not found:
+            return
+        time.sleep(0.2)
 
 
 def _many_batches(tmp_path: Path, real_docs: list[dict], write_jsonl) -> list[Path]:

@@ -2,7 +2,7 @@
 
 Usage: python -P _datatrove_job.py '<json job>'   (-P: this folder must not shadow ``fasttext``)
 
-Job keys: kind ("fasttext" | "heuristics" | "heuristics-default" | "minhash"), input_dir, probe_dir,
+Job keys: kind ("fasttext" | "heuristics" | "heuristics-default" | "minhash" | "jsonl-parquet"), input_dir, probe_dir,
 work_dir, tasks, workers, model, label, repeats, warm_docs. Prints one JSON line with:
 
 - ``startup_s``: wall time of the pipeline over a tiny probe input (one small file per task):
@@ -156,8 +156,35 @@ def run_minhash(job: dict) -> dict:
             "removed": count("removed")}
 
 
+def run_convert(job: dict, input_dir: str, tag: str) -> dict:
+    """JsonlReader -> ParquetWriter (zstd): datatrove's way of turning JSON lines into Parquet; wall time."""
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import ParquetWriter
+
+    work = Path(job["work_dir"]) / tag
+    shutil.rmtree(work, ignore_errors=True)
+    pipeline = [JsonlReader(input_dir, glob_pattern="*.jsonl", text_key="text", id_key="id"),
+                ParquetWriter(str(work / "out"), compression="zstd")]
+    ex = LocalPipelineExecutor(pipeline=pipeline, tasks=job["tasks"], workers=job["workers"],
+                               logging_dir=str(work / "logs"), skip_completed=False)
+    t0 = time.perf_counter()
+    ex.run()
+    wall = time.perf_counter() - t0
+    import pyarrow.parquet as pq
+
+    docs = sum(pq.read_metadata(f).num_rows for f in (work / "out").rglob("*.parquet"))
+    shutil.rmtree(work / "out", ignore_errors=True)
+    return {"wall_s": wall, "docs": docs}
+
+
 def main() -> None:
     job = json.loads(sys.argv[1])
+    if job["kind"] == "jsonl-parquet":
+        run_convert(job, job["probe_dir"], "probe")  # warm-up
+        startup = run_convert(job, job["probe_dir"], "probe")["wall_s"]
+        runs = [run_convert(job, job["input_dir"], "full") for _ in range(job.get("repeats", 1))]
+        print(json.dumps({"import_s": IMPORT_S, "startup_s": startup, "runs": runs}))
+        return
     if job["kind"] == "minhash":
         print(json.dumps(run_minhash(job)))
         return

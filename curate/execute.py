@@ -361,10 +361,20 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
     ray = init_ray(ray_address)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(workers or cpus, len(todo)))
+    # what one worker needs: one CPU, and a GPU share for an LM scorer on CUDA (a scorer that is not a
+    # BaseScorer asks for one CPU)
+    resources = getattr(scorer, "ray_resources", lambda: {"num_cpus": 1})()
+    gpu_share = float(resources.get("num_gpus") or 0)
+    if gpu_share:
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        if gpus < gpu_share:
+            raise ConfigError(f"scorer {scorer.name!r} runs on CUDA and asks {gpu_share:g} GPU per worker, but the Ray "
+                              f"cluster has {gpus:g} GPU(s): set {scorer.name}.device=cpu, or join a cluster with GPUs")
+        n = max(1, min(n, int(gpus / gpu_share + 1e-9)))  # no more workers than the GPUs can hold
     threads = max(1, cpus // n) if not ray_address and not os.environ.get("RAY_ADDRESS") else 1
     Actor = _actor_class(ray)
 
-    options: dict[str, Any] = {"num_cpus": 1}
+    options: dict[str, Any] = {"num_cpus": 1, **resources}
     if not st.is_local:  # each actor opens the store itself: hand it this process's S3 settings
         options["runtime_env"] = {"env_vars": worker_env()}  # merged per variable with init_ray's PYTHONPATH
 

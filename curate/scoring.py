@@ -82,6 +82,11 @@ class BaseScorer:
     def setup(self) -> None:
         return None
 
+    def ray_resources(self) -> dict[str, float]:
+        """Ray actor options of one worker (``num_cpus``, ``num_gpus``): one CPU by default; LM scorers on a
+        CUDA device add a (fractional) GPU, see :meth:`scorers._lm.LMScorer.ray_resources`."""
+        return {"num_cpus": 1}
+
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:  # pragma: no cover
         raise NotImplementedError
 

@@ -30,11 +30,12 @@ class EL2NScorer(LMScorer):
     version: ClassVar[str] = "1"
 
     def __init__(self, model_paths: list[str | Path], max_tokens: int = 512, window: int | None = None,
-                 stride: int | None = None, batch_tokens: int | None = None, dtype: str = "auto") -> None:
+                 stride: int | None = None, batch_tokens: int | None = None, dtype: str = "auto",
+                 device: str = "auto", gpu_share: float | None = None) -> None:
         if isinstance(model_paths, (str, Path)):
             model_paths = [model_paths]
         super().__init__(list(model_paths), max_tokens=max_tokens, window=window, stride=stride,
-                         batch_tokens=batch_tokens, dtype=dtype)
+                         batch_tokens=batch_tokens, dtype=dtype, device=device, gpu_share=gpu_share)
 
     @property
     def schema(self) -> pa.Schema:

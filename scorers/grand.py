@@ -41,14 +41,16 @@ class GraNdScorer(LMScorer):
     version: ClassVar[str] = "1"
 
     def __init__(self, model_paths: list[str | Path], max_tokens: int = 256, method: str = "exact",
-                 batch_tokens: int = 8192, dtype: str = "auto") -> None:
+                 batch_tokens: int = 8192, dtype: str = "auto", device: str = "auto",
+                 gpu_share: float | None = None) -> None:
         if method not in METHODS:
             raise ConfigError(f"grand.method must be one of {', '.join(METHODS)}, got {method!r}")
         if isinstance(model_paths, (str, Path)):
             model_paths = [model_paths]
         # one window per document: the gradient of a windowed document would need every window at once
         super().__init__(list(model_paths), max_tokens=max_tokens, window=None, stride=None,
-                         batch_tokens=max(batch_tokens, 2 * max_tokens), dtype=dtype, method=method)
+                         batch_tokens=max(batch_tokens, 2 * max_tokens), dtype=dtype, device=device,
+                         gpu_share=gpu_share, method=method)
         self.settings["max_tokens"] = min(max_tokens, self.settings["window"])
         for key in ("window", "stride"):  # unused: keep them out of the fingerprint
             self.settings.pop(key)
@@ -112,7 +114,7 @@ def _exact_norms(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tokens: 
     for i, seq in enumerate(seqs):
         if len(seq) < 2:
             continue
-        x = torch.from_numpy(seq[None])
+        x = torch.from_numpy(seq[None]).to(params[0].device)
         with torch.enable_grad():
             loss = model(input_ids=x, labels=x).loss
             grads = torch.autograd.grad(loss, params, allow_unused=True)
@@ -131,11 +133,11 @@ def _last_layer_norms(model: Any, seqs: list[np.ndarray], pad_id: int, batch_tok
     head = model.get_output_embeddings()
     with torch.inference_mode():
         for b in bucket_batches(segs, batch_tokens, pad_id):
-            ids = torch.from_numpy(b.ids)
+            ids = torch.from_numpy(b.ids).to(head.weight.device)
             hidden = model.base_model(input_ids=ids).last_hidden_state  # right padding: causal rows ignore it
             for row, (doc, n) in enumerate(zip(b.docs, b.lengths)):
                 h = hidden[row, : n - 1].float()
                 g = torch.softmax(head(hidden[row, : n - 1]).float(), dim=-1)
-                g[torch.arange(n - 1), ids[row, 1:n]] -= 1.0
+                g[torch.arange(n - 1, device=g.device), ids[row, 1:n]] -= 1.0
                 out[doc] = float(torch.linalg.matrix_norm(g.T @ h) / (n - 1))
     return out

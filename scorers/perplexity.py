@@ -37,9 +37,10 @@ class PerplexityScorer(LMScorer):
     single_model: ClassVar[bool] = True
 
     def __init__(self, model_path: str | Path, max_tokens: int = 1024, window: int | None = None,
-                 stride: int | None = None, batch_tokens: int | None = None, dtype: str = "auto") -> None:
+                 stride: int | None = None, batch_tokens: int | None = None, dtype: str = "auto",
+                 device: str = "auto", gpu_share: float | None = None) -> None:
         super().__init__([model_path], max_tokens=max_tokens, window=window, stride=stride,
-                         batch_tokens=batch_tokens, dtype=dtype)
+                         batch_tokens=batch_tokens, dtype=dtype, device=device, gpu_share=gpu_share)
 
     @property
     def schema(self) -> pa.Schema:

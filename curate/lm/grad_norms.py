@@ -72,7 +72,8 @@ class _Collector:
 
     def __init__(self, model: torch.nn.Module, batch: int) -> None:
         self.batch = batch
-        self.sq = torch.zeros(batch, dtype=torch.float64)  # norm^2 of parameters used by one module only
+        self.device = next(model.parameters()).device
+        self.sq = torch.zeros(batch, dtype=torch.float64, device=self.device)  # norm^2 of parameters used by one module only
         self.shared: dict[int, torch.Tensor] = {}  # per-document full gradients of weights used more than once
         uses: dict[int, int] = {}
         mods = [m for m in model.modules() if _owned(m)]
@@ -115,7 +116,7 @@ class _Collector:
                 self._add(module.bias, delta.sum(1))
         elif isinstance(module, torch.nn.Embedding):
             b, t = x.shape
-            g = torch.zeros(b, module.num_embeddings, delta.shape[-1])
+            g = torch.zeros(b, module.num_embeddings, delta.shape[-1], device=delta.device)
             g.scatter_add_(1, x.long()[..., None].expand(b, t, delta.shape[-1]), delta)
             self._add(module.weight, g)
         else:
@@ -127,22 +128,24 @@ class _Collector:
         sq = self.sq.clone()
         for g in self.shared.values():
             sq += _sq_norms(g)
-        return sq.sqrt().numpy()
+        return sq.sqrt().cpu().numpy()
 
 
 def batched_grad_norms(model: torch.nn.Module, ids: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
     """||grad of mean token NLL|| for each right-padded row of ``ids`` (B, L); row i is ``lengths[i]`` long.
+    Inputs go to the model's device; the norms come back as CPU numpy.
 
     Equals ``model(input_ids=row, labels=row).loss`` differentiated alone, per row (tested).
     """
-    x = torch.from_numpy(ids)
-    n = torch.as_tensor(np.asarray(lengths), dtype=torch.long)
+    device = next(model.parameters()).device
+    x = torch.from_numpy(ids).to(device)
+    n = torch.as_tensor(np.asarray(lengths), dtype=torch.long, device=device)
     collector = _Collector(model, len(n))
     try:
         with torch.enable_grad():
             logits = model(input_ids=x).logits[:, :-1].float()
             nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
-            mask = torch.arange(x.shape[1] - 1)[None, :] < (n - 1)[:, None]
+            mask = torch.arange(x.shape[1] - 1, device=device)[None, :] < (n - 1)[:, None]
             loss = ((nll * mask).sum(1) / (n - 1).clamp_min(1)).sum()
             params = [p for p in model.parameters() if p.requires_grad]
             torch.autograd.grad(loss, params, allow_unused=True)

@@ -35,10 +35,38 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def resolve_dtype(dtype: str, path: str | Path, *, any_size: bool = False) -> str:
-    """``float32``/``bfloat16`` as given; ``auto`` = bfloat16 for a large model (any model with ``any_size``)
-    on a CPU with native bf16, else float32."""
+def resolve_device(device: str, setting: str = "device") -> str:
+    """``auto`` = ``cuda`` when ``torch.cuda.is_available()``, else ``cpu``; ``cpu``, ``cuda`` and ``cuda:N`` as
+    given. A CUDA device this machine does not have is refused here, before any work, naming ``setting``."""
+    import torch
+
+    device = str(device).strip().lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    index = device.split(":", 1)[1] if device.startswith("cuda:") else "0" if device == "cuda" else None
+    if index is None or not index.isdigit():
+        raise ConfigError(f"{setting} must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{setting}={device} but this machine has no usable CUDA GPU "
+                          "(torch.cuda.is_available() is False): set it to auto or cpu")
+    if int(index) >= torch.cuda.device_count():
+        raise ConfigError(f"{setting}={device} but this machine has {torch.cuda.device_count()} CUDA GPU(s) "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    return device
+
+
+def is_cuda(device: str) -> bool:
+    return str(device).startswith("cuda")
+
+
+def resolve_dtype(dtype: str, path: str | Path, *, any_size: bool = False, device: str = "cpu") -> str:
+    """``float32``/``bfloat16`` as given; ``auto`` = bfloat16 on a CUDA ``device`` (any model), else bfloat16
+    for a large model (any model with ``any_size``) on a CPU with native bf16, else float32."""
     if dtype == "auto":
+        if is_cuda(device):
+            return "bfloat16"
         big = any_size or weights_bytes(path) >= AUTO_BF16_MIN_BYTES
         return "bfloat16" if big and cpu_has_bf16() else "float32"
     if dtype not in DTYPES:
@@ -54,6 +82,7 @@ class LoadedLM:
     encoder: Encoder
     path: Path
     context: int | None
+    device: str = "cpu"
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -96,8 +125,9 @@ def weights_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def load_causal_lm(path: str | Path, *, dtype: str = "float32") -> LoadedLM:
-    """Load ``path`` (a directory) for inference; ``dtype`` is float32 (default) or bfloat16.
+def load_causal_lm(path: str | Path, *, dtype: str = "float32", device: str = "cpu") -> LoadedLM:
+    """Load ``path`` (a directory) for inference on ``device`` (``cpu``, the default, ``cuda``, ``cuda:N`` or
+    ``auto``, see :func:`resolve_device`); ``dtype`` is float32 (default) or bfloat16.
 
     Curate's byte models use the numpy byte encoder; any other checkpoint uses its own
     tokenizer via ``AutoTokenizer``, falling back to the byte tokenizer when it has none.
@@ -108,7 +138,10 @@ def load_causal_lm(path: str | Path, *, dtype: str = "float32") -> LoadedLM:
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     p = check_model_dir(path)
+    device = resolve_device(device)
     model = AutoModelForCausalLM.from_pretrained(str(p), dtype=getattr(torch, dtype), local_files_only=True)
+    if device != "cpu":
+        model.to(device)
     model.eval()
     if is_byte_model(p):
         encoder = Encoder(None)
@@ -117,7 +150,39 @@ def load_causal_lm(path: str | Path, *, dtype: str = "float32") -> LoadedLM:
             encoder = Encoder(AutoTokenizer.from_pretrained(str(p), local_files_only=True))
         except (OSError, ValueError):
             encoder = Encoder(None)
-    return LoadedLM(model, encoder, p, model_context(p))
+    return LoadedLM(model, encoder, p, model_context(p), device)
+
+
+#: GPU memory planning (:func:`gpu_batch_tokens`): the fraction of free memory a worker's batches may take,
+#: the output-head reserve (``curate.lm.nll.HEAD_CHUNK`` positions x a 49k vocabulary x float32 logits and
+#: their softmax), bytes of activations per token per byte of weights (a conservative bound for inference
+#: of Llama-style models: SmolLM2-135M in bf16 -> ~66 KB per token), and the largest batch worth building
+GPU_MEMORY_FRACTION = 0.6
+GPU_HEAD_RESERVE = 1 << 30
+GPU_BYTES_PER_TOKEN_PER_WEIGHT_BYTE = 1 / 4096
+GPU_MIN_BYTES_PER_TOKEN = 16 << 10
+GPU_MAX_BATCH_TOKENS = 1 << 17
+
+
+def gpu_batch_tokens(free_bytes: int, weights_bytes: int, window: int, *, share: float = 1.0) -> int:
+    """Padded tokens per forward for a model already on the GPU: this worker's ``share`` of ``free_bytes``
+    (what ``torch.cuda.mem_get_info`` reports after loading), less a reserve for the output head, over a
+    per-token activation cost that grows with the model (``weights_bytes``); a whole number of ``window``s,
+    at least one, at most :data:`GPU_MAX_BATCH_TOKENS` (rounded down to windows)."""
+    if window < 1 or not 0 < share <= 1:
+        raise ValueError(f"need window >= 1 and 0 < share <= 1 (got {window}, {share})")
+    usable = free_bytes * share * GPU_MEMORY_FRACTION - GPU_HEAD_RESERVE
+    per_token = max(GPU_MIN_BYTES_PER_TOKEN, weights_bytes * GPU_BYTES_PER_TOKEN_PER_WEIGHT_BYTE)
+    tokens = min(int(max(usable, 0) // per_token), GPU_MAX_BATCH_TOKENS)
+    return max(window, tokens // window * window)
+
+
+def cuda_free_bytes(device: str) -> int:
+    """Free memory on a CUDA ``device`` now (``torch.cuda.mem_get_info``)."""
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
 
 
 def store_lm_path(store: Any, name: str) -> str:

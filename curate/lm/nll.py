@@ -37,6 +37,11 @@ def _positions(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     return rows, pos
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s weights live: inputs go there, results come back to the CPU as numpy."""
+    return next(model.parameters()).device
+
+
 def uses_plain_head(model: torch.nn.Module) -> bool:
     """True when logits = output_embeddings(last hidden state); else fall back to the full forward."""
     cfg = model.config
@@ -46,11 +51,12 @@ def uses_plain_head(model: torch.nn.Module) -> bool:
 
 def target_logits(model: torch.nn.Module, batch: Batch) -> Iterator[TargetLogits]:
     """Logits at the scored positions of ``batch``, chunked. Call under ``torch.inference_mode`` or with grad."""
-    ids = torch.from_numpy(batch.ids)
+    device = model_device(model)
+    ids = torch.from_numpy(batch.ids).to(device)
     # no attention mask: rows are right-padded and attention is causal, so a real position never
     # sees a pad; without a mask the model takes its causal fast path instead of building a 4-D mask
     rows_np, pos_np = _positions(batch)
-    rows, pos = torch.from_numpy(rows_np), torch.from_numpy(pos_np)
+    rows, pos = torch.from_numpy(rows_np).to(device), torch.from_numpy(pos_np).to(device)
     targets = ids[rows, pos + 1]
     # a row's last token is only ever a target: the model sees every column but the last
     inputs = ids[:, :-1]
@@ -87,8 +93,8 @@ def token_el2n(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def batch_token_sums(model: torch.nn.Module, batch: Batch, fn: TokenFn = token_nll) -> np.ndarray:
-    """Sum of ``fn`` over each row's scored tokens, float64, shape (B,)."""
-    out = torch.zeros(len(batch.lengths), dtype=torch.float64)
+    """Sum of ``fn`` over each row's scored tokens, float64, shape (B,), on the CPU whatever the model's device."""
+    out = torch.zeros(len(batch.lengths), dtype=torch.float64, device=model_device(model))
     for chunk in target_logits(model, batch):
         out.index_add_(0, chunk.rows, fn(chunk.logits, chunk.targets).double())
-    return out.numpy()
+    return out.cpu().numpy()

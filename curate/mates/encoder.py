@@ -50,7 +50,7 @@ class TextEncoder:
     """Mean-pooled chunk embeddings of texts; ``embed(..., grad=True)`` keeps the graph for fine-tuning."""
 
     def __init__(self, path: str | Path | None = None, *, chunk_tokens: int = 256, max_chunks: int = 2,
-                 batch_tokens: int = 8192) -> None:
+                 batch_tokens: int = 8192, device: str = "auto") -> None:
         if not 8 <= chunk_tokens <= MAX_POSITIONS:
             raise ConfigError(f"chunk_tokens must be in [8, {MAX_POSITIONS}] (MiniLM's positions), got {chunk_tokens}")
         if max_chunks < 1 or batch_tokens < chunk_tokens:
@@ -63,7 +63,13 @@ class TextEncoder:
             raise ConfigError(f"no encoder at {str(self.path)!r}: expected a BERT-style directory with config.json")
         self.chunk_tokens, self.max_chunks, self.batch_tokens = chunk_tokens, max_chunks, batch_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        from curate.lm.load import resolve_device
+
+        # auto: CUDA when present; the model runs there, embeddings come back on the CPU
+        self.device = resolve_device(device, "encoder device")
         self.model = AutoModel.from_pretrained(str(self.path), local_files_only=True)
+        if self.device != "cpu":
+            self.model.to(self.device)
         self.model.eval()
 
     @property
@@ -85,13 +91,15 @@ class TextEncoder:
         return out
 
     def embed(self, texts: list[str], *, grad: bool = False) -> Any:
-        """(len(texts), dim) float32 torch tensor: chunk mean-pools averaged per document."""
+        """(len(texts), dim) float32 CPU torch tensor: chunk mean-pools averaged per document (differentiable
+        through the move from a GPU with ``grad``)."""
         import torch
 
         chunks = self.chunks(texts)
         order = sorted(range(len(chunks)), key=lambda j: -len(chunks[j][1]))
-        sums = torch.zeros(len(texts), self.dim)
-        counts = torch.zeros(len(texts))
+        dev = self.device
+        sums = torch.zeros(len(texts), self.dim, device=dev)
+        counts = torch.zeros(len(texts), device=dev)
         ctx = torch.enable_grad() if grad else torch.inference_mode()
         with ctx:
             for group in _packs(order, [len(c[1]) for c in chunks], self.batch_tokens):
@@ -102,13 +110,14 @@ class TextEncoder:
                     seq = chunks[j][1]
                     ids[row, : len(seq)] = torch.tensor(seq)
                     mask[row, : len(seq)] = 1
+                ids, mask = ids.to(dev), mask.to(dev)
                 hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
                 m = mask.unsqueeze(-1).float()
                 pooled = (hidden * m).sum(1) / m.sum(1)
-                docs = torch.tensor([chunks[j][0] for j in group])
+                docs = torch.tensor([chunks[j][0] for j in group], device=dev)
                 sums = sums.index_add(0, docs, pooled)
-                counts = counts.index_add(0, docs, torch.ones(len(group)))
-        return sums / counts.clamp(min=1).unsqueeze(-1)
+                counts = counts.index_add(0, docs, torch.ones(len(group), device=dev))
+        return (sums / counts.clamp(min=1).unsqueeze(-1)).cpu()
 
     def embed_numpy(self, texts: list[str], batch_docs: int = 256) -> np.ndarray:
         """Frozen embeddings as float32 numpy, ``batch_docs`` documents at a time (bounded memory)."""

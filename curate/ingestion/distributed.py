@@ -100,6 +100,7 @@ class Staged:
     reasons: dict[str, int]
     position: int  # input position reached (for a byte range: lines in the range)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -109,7 +110,7 @@ def stage_piece(job: Job, spec: PieceSpec) -> Staged:
     # run imports this module lazily; importing run here keeps the cycle one-way
     from curate.ingestion.run import piece_docs
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     pa.set_cpu_count(1)  # one Ray CPU per worker: pyarrow's parser and compressor must not take more
     pa.set_io_thread_count(1)
     st = Store.open(job.store_uri)
@@ -182,7 +183,8 @@ def stage_piece(job: Job, spec: PieceSpec) -> Staged:
                 st.delete(rel)
         raise
     return Staged(order=spec.order, input_idx=spec.input_idx, shards=shards, quarantine=q_staged, counts=counts,
-                  reasons=reasons, position=position, seconds=time.perf_counter() - t0, pid=os.getpid())
+                  reasons=reasons, position=position, seconds=time.perf_counter() - t0,
+                  cpu_seconds=time.process_time() - cpu0, pid=os.getpid())
 
 
 def plan_pieces(inputs: list[Input], run: dict[str, Any], piece_bytes: int) -> list[PieceSpec]:
@@ -383,6 +385,7 @@ def _commit_piece(st: Store, writer: ShardWriter, run: dict[str, Any], staged: S
     from curate.ingestion.run import add_counts
 
     add_counts(run, staged.input_idx, counts, staged.reasons)
+    run["worker_cpu_seconds"] = round(run.get("worker_cpu_seconds", 0.0) + staged.cpu_seconds, 3)
     quarantine = staged.quarantine
     if spec.start is not None:
         before = spec.lines_before if spec.lines_before is not None else lines[spec.input_idx]

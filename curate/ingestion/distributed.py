@@ -271,6 +271,9 @@ def ingest_on_ray(st: Store, inputs: list[Input], ctx: ReadContext, writer: Shar
                 t0 = time.perf_counter()
                 advance(staged.counts["read"])
             committed += len(batch)
+        # a worker killed mid-piece (then retried) left its temporaries; every task of this run has ended
+        for rel_dir in (writer.shard_dir, writer.quarantine_dir):
+            st.clean_temporaries(rel_dir)
     except BaseException:
         for ref in pending:
             with contextlib.suppress(Exception):

@@ -28,6 +28,8 @@ Layout::
                                           assembled from them
     models/<name>/                        trained models + card
     mixtures/<name>/                      built mixtures
+    experiments/<scale>/                  the selection experiment's report.md, results.json, plots
+    report/                               `curate report`'s static pages (state.json: what they show)
     locks/<what>.lock                     who runs a writer now (flock; see curate.locks)
 """
 
@@ -202,6 +204,11 @@ class Store:
 
     def mixtures_dir(self, name: str) -> str:
         return f"mixtures/{check_name('mixture', name)}"
+
+    def experiments_dir(self, scale: str = "") -> str:
+        """Where ``curate experiment`` copies its report (report.md, results.json, plots) for the browser;
+        without ``scale``, the folder of every scale's."""
+        return f"experiments/{check_name('experiment scale', scale)}" if scale else "experiments"
 
     # ---------------------------------------------------------------- reads
     def exists(self, rel: str) -> bool:

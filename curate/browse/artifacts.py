@@ -79,12 +79,10 @@ def picture(store: Store, path: str) -> bytes | None:
 def experiments(store: Store) -> list[dict[str, Any]]:
     """Every selection-experiment report copied into the store (``experiments/<scale>/``, by ``curate
     experiment``): its report.md as HTML (raw HTML in it escaped, its plots served by ``/picture/``)."""
-    from curate.experiment.report import EXPERIMENTS, REPORT
-
     out = []
-    for scale in store.list_dirs(EXPERIMENTS):
-        folder = f"{EXPERIMENTS}/{scale}"
-        text = store.read_bytes(f"{folder}/{REPORT}")
+    for scale in store.list_dirs(store.experiments_dir()):
+        folder = store.experiments_dir(scale)
+        text = store.read_bytes(f"{folder}/report.md")  # the name curate.experiment.report gives it
         if text is not None:
             out.append({"name": scale, "html": markdown_html(text.decode(errors="replace"), folder)})
     return out

@@ -11,7 +11,6 @@ from curate.render import markdown_rows
 from curate.store import Store
 
 RESULTS, REPORT = "results.json", "report.md"
-EXPERIMENTS = "experiments"  # the store folder each scale's latest report is copied to
 
 
 def plot_name(target: str) -> str:
@@ -140,7 +139,7 @@ def plot(result: dict[str, Any], target: str, path: Path) -> None:
 def publish(store: Store, out: Path, scale: str) -> str:
     """Copy the report (results.json, report.md, plots) into the store's ``experiments/<scale>/``, where
     ``curate browse`` and ``curate report`` show it; returns that folder."""
-    folder = f"{EXPERIMENTS}/{scale}"
+    folder = store.experiments_dir(scale)
     for path in sorted([out / RESULTS, out / REPORT, *out.glob("loss_vs_tokens-*.png")]):
         if path.is_file():
             store.write_bytes(f"{folder}/{path.name}", path.read_bytes())

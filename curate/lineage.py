@@ -132,12 +132,11 @@ def _uses_by_counts(mix: MixtureManifest, spans: list[tuple[int, int]]) -> pa.Ta
     positions = sorted({i for lo, hi in spans
                         for i in range(int(np.searchsorted(starts, lo, side="right")) - 1,
                                        int(np.searchsorted(starts, hi, side="left")))})
-    plan = mix.store.uri_of(mix.dir, mix.data.get("plan", "plan.parquet"))
     con = duckdb.connect()
     try:
+        plan = _plan_source(con, mix)
         listed = ", ".join(str(p) for p in positions) or "-1"
-        rows = con.sql(f"SELECT * FROM read_parquet('{plan}') WHERE position IN ({listed}) ORDER BY position"
-                       ).to_arrow_table()
+        rows = con.sql(f"SELECT * FROM {plan} WHERE position IN ({listed}) ORDER BY position").to_arrow_table()
     finally:
         con.close()
     return rows.append_column("stream_start", pa.array(starts[rows.column("position").to_numpy()], pa.int64()))
@@ -291,14 +290,26 @@ def features_of(con: duckdb.DuckDBPyConnection, st: Store, doc_id: str) -> dict[
 
 def _uses_in(con: duckdb.DuckDBPyConnection, mix: MixtureManifest, doc_id: str) -> list[tuple[int, str, int, int, int]]:
     """(position, phase, epoch, first stream token, end) of every use of ``doc_id`` in ``mix``."""
-    plan = mix.store.uri_of(mix.dir, mix.data.get("plan", "plan.parquet"))
+    plan = _plan_source(con, mix)
     with mix.store.fs.open_input_file(_plan_path(mix)) as f:
         offsets = _has_offsets(pq.ParquetFile(f))
     if offsets:
         return [(i, phase, epoch, start, start + n + 1) for i, phase, epoch, start, n in con.sql(
-            f"SELECT position, phase, epoch, stream_start, n_tokens FROM read_parquet('{plan}') WHERE doc_id = ? "
+            f"SELECT position, phase, epoch, stream_start, n_tokens FROM {plan} WHERE doc_id = ? "
             "ORDER BY position", params=[doc_id]).fetchall()]
     starts = _stream_starts(mix)
     return [(i, phase, epoch, int(starts[i]), int(starts[i + 1])) for i, phase, epoch in con.sql(
-        f"SELECT position, phase, epoch FROM read_parquet('{plan}') WHERE doc_id = ? ORDER BY position",
+        f"SELECT position, phase, epoch FROM {plan} WHERE doc_id = ? ORDER BY position",
         params=[doc_id]).fetchall()]
+
+
+def _plan_source(con: duckdb.DuckDBPyConnection, mix: MixtureManifest) -> str:
+    """What to name in ``FROM`` to read ``mix``'s plan on ``con``: DuckDB's own reader on a local store; on an
+    object store a pyarrow dataset over the store's filesystem registered on ``con`` (DuckDB would need its
+    httpfs extension, downloaded on first use: see curate.arrow_views)."""
+    if mix.store.is_local:
+        return f"read_parquet('{mix.store.uri_of(mix.dir, mix.data.get('plan', 'plan.parquet'))}')"
+    from curate.arrow_views import parquet_dataset
+
+    con.register("_curate_lineage_plan", parquet_dataset(mix.store, [_plan_path(mix)]))
+    return "_curate_lineage_plan"

@@ -167,6 +167,15 @@ def test_mixture_builds_on_s3_and_streams_like_the_local_twin(scored, local_twin
     windows = list(ds_remote)
     assert len(windows) == ds_remote.total_windows == ds_local.total_windows > 100
     assert all(torch.equal(a, b) for a, b in zip(windows, ds_local, strict=True))
+    # lineage reads the plan through pyarrow on S3 (DuckDB would need its httpfs extension, not installable
+    # offline): a document's uses are the local twin's
+    import pyarrow.parquet as pq
+
+    from curate.lineage import uses_of
+
+    with st.fs.open_input_file(st.path("mixtures/s3mix/plan.parquet")) as f:
+        first = pq.read_table(f, columns=["doc_id"]).column(0)[0].as_py()
+    assert uses_of(URI, first)["uses"] == uses_of(local_twin, first)["uses"] != []
 
 
 def test_report_is_written_into_the_bucket_and_left_alone_while_nothing_changes(scored, s3_client):

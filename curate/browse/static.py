@@ -239,8 +239,9 @@ def store_state(st: Store, skip: tuple[str, ...] = (REPORT_FOLDER, "locks")) -> 
     """A fingerprint of every file in the store but those under ``skip`` (path, size, modification time):
     what a report was written from (locks come and go with every run and change nothing a report shows)."""
     digest = hashlib.sha256()
+    root = len(st.path("").rstrip("/")) + 1
     for info in sorted(_infos(st, ""), key=lambda i: i.path):
-        rel = info.path[len(st.path("").rstrip("/")) + 1:]
+        rel = info.path[root:]
         if not rel.startswith(tuple(f"{s}/" for s in skip)):
             digest.update(f"{rel}|{info.size}|{info.mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
@@ -273,8 +274,7 @@ def _infos(st: Store, folder: str) -> list:
     """Every file (not folder) under the store's ``folder``, as pyarrow FileInfo."""
     from pyarrow import fs
 
-    selector = fs.FileSelector(st.path(folder).rstrip("/") if folder else st.path("").rstrip("/"), recursive=True,
-                               allow_not_found=True)
+    selector = fs.FileSelector(st.path(folder).rstrip("/"), recursive=True, allow_not_found=True)
     return [i for i in st.fs.get_file_info(selector) if i.type == fs.FileType.File]
 
 

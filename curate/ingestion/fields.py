@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -82,7 +83,12 @@ class Quarantine:
 
 
 def _to_json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)
+    """Compact JSON (UTF-8 kept as is). orjson is ~8x faster than json.dumps, which made meta the costliest
+    step of ingest after parsing; json.dumps stays for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(obj, default=str).decode()
+    except TypeError:
+        return json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 def _meta_json(rows: list[dict[str, Any]]) -> list[str | None]:
@@ -212,6 +218,13 @@ def too_large(what: str, max_doc_bytes: int) -> str:
             f"(raise --max-doc-mb, or max_doc_bytes in Python, to keep it)")
 
 
+def _may_hold_nul(text: pa.ChunkedArray | pa.Array) -> bool:
+    """False only when no string of ``text`` holds a NUL byte (a byte seen outside a slice's strings only
+    sends the column to the exact per-row search)."""
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    return any(c.buffers()[2] is not None and c.buffers()[2].to_pybytes().find(b"\x00") >= 0 for c in chunks)
+
+
 def validate(table: pa.Table, q: Quarantine, max_doc_bytes: int) -> tuple[pa.Table, pa.Array]:
     """Refuse empty, NUL-containing and oversized texts; return kept rows and their byte sizes."""
     if table.num_rows == 0:
@@ -220,7 +233,8 @@ def validate(table: pa.Table, q: Quarantine, max_doc_bytes: int) -> tuple[pa.Tab
     n_bytes = pc.binary_length(text)
     # whitespace as Python's str.isspace: RE2's \s alone misses NBSP, U+3000 and other Unicode spaces
     empty = pc.match_substring_regex(text, WHITESPACE_ONLY)  # anchored: stops at the first non-space
-    nul = pc.match_substring(text, "\x00")
+    # one memchr over the column's bytes first: the per-row substring search cost as much as parsing the JSON
+    nul = pc.match_substring(text, "\x00") if _may_hold_nul(text) else pa.nulls(len(text), pa.bool_()).fill_null(False)
     big = pc.greater(n_bytes, max_doc_bytes)
     bad = pc.or_(pc.or_(empty, nul), big)
     if pc.any(bad).as_py():

@@ -191,8 +191,9 @@ class _Bad:
     raw: bytes
 
 
-def _line_chunks(stream: Any, max_doc_bytes: int) -> Iterator[tuple[int, bytes] | _Bad]:
-    """(first line number, bytes) chunks cut at newlines, or ``_Bad`` for damage and over-long lines."""
+def _line_chunks(stream: Any, max_doc_bytes: int) -> Iterator[tuple[int, bytes, int] | _Bad]:
+    """(first line number, bytes, newlines in them) chunks cut at newlines, or ``_Bad`` for damage and
+    over-long lines. Each chunk is copied once and its newlines counted once (both showed in profiles)."""
     max_line = 2 * max_doc_bytes + (1 << 20)  # JSON escapes may double a text; longer lines cannot hold a keeper
     buf = bytearray()
     line_no = 1
@@ -203,8 +204,10 @@ def _line_chunks(stream: Any, max_doc_bytes: int) -> Iterator[tuple[int, bytes] 
             # keep every complete line before the damage, refuse the rest
             cut = buf.rfind(b"\n") + 1
             if cut:
-                yield line_no, bytes(buf[:cut])
-                line_no += buf.count(b"\n", 0, cut)
+                chunk = bytes(memoryview(buf)[:cut])
+                newlines = chunk.count(b"\n")
+                yield line_no, chunk, newlines
+                line_no += newlines
             yield _Bad(
                 line_no,
                 Reason.UNREADABLE,
@@ -219,8 +222,10 @@ def _line_chunks(stream: Any, max_doc_bytes: int) -> Iterator[tuple[int, bytes] 
             continue
         cut = buf.rfind(b"\n") + 1
         if cut:
-            yield line_no, bytes(buf[:cut])
-            line_no += buf.count(b"\n", 0, cut)
+            chunk = bytes(memoryview(buf)[:cut])
+            newlines = chunk.count(b"\n")
+            yield line_no, chunk, newlines
+            line_no += newlines
             del buf[:cut]
         elif len(buf) > max_line:
             # one line longer than any document we accept: drop it without holding it all
@@ -237,7 +242,8 @@ def _line_chunks(stream: Any, max_doc_bytes: int) -> Iterator[tuple[int, bytes] 
             yield _Bad(line_no, Reason.TOO_LARGE, too_large(f"line is {skipped:,} bytes", max_doc_bytes), head)
             line_no += 1
     if buf:
-        yield line_no, bytes(buf)
+        chunk = bytes(buf)
+        yield line_no, chunk, chunk.count(b"\n")
 
 
 def splittable(inp: Input) -> bool:
@@ -331,8 +337,8 @@ def _jsonl_lines(inp: Input, ctx: ReadContext, skip: int, stream: Any, head: byt
                 position = max(position, item.line)
                 yield Piece(ctx.empty(), q, position, 1)
             continue
-        first_line, chunk = item
-        n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        first_line, chunk, newlines = item
+        n_lines = newlines + (0 if chunk.endswith(b"\n") else 1)
         end = first_line - 1 + n_lines
         if end <= skip:
             continue

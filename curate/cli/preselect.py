@@ -57,6 +57,12 @@ def train_cmd(
     positive_strength: Annotated[int | None, typer.Option(help="Strength a positive needs (default: the maximum, "
                                                                "the paper's perfect documents; one less lets one "
                                                                "model pair disagree).")] = None,
+    positive_share: Annotated[float | None, typer.Option(help="Instead of a strength bar: the top share of the "
+                                                              "sample by how closely a document's losses track the "
+                                                              "target's across the family (Pearson; e.g. 0.1).")] = None,
+    negatives: Annotated[str, typer.Option(help="lowest: as many as the positives, the lowest strengths (the "
+                                                "paper); rest: every other sampled document (a small sample's "
+                                                "lowest are often one kind of text).")] = "lowest",
     seed: Annotated[int, typer.Option(help="Seed for the sample, the split and fastText.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Torch / fastText threads (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Retrain the selector even if the same request made it already.")] = False,
@@ -79,7 +85,8 @@ def train_cmd(
     card = train(str(store), name=name, members=None if default_family else [], checkpoints=checkpoint or (),
                  pool_sql=pool_sql, target_sql=target_sql, accuracies=_accuracies(accuracy or []),
                  sample_docs=sample_docs, max_chars=max_chars, fasttext={"epoch": epoch}, seed=seed, threads=threads,
-                 positive_strength=positive_strength, force=force)
+                 positive_strength=positive_strength, positive_share=positive_share, negatives=negatives,
+                 force=force)
     console.print(rows_table([{"rank": m["rank"], "model": m["name"], "params": m["params"] or 0,
                                "target bits/char": m["target_bpc"], "target nats/token": m["target_loss"]}
                               for m in card.family], title=f"reference family, best first ({card.ranked_by})"))

@@ -36,6 +36,8 @@ from curate.experiment.targets import BUILTIN, Target
 from curate.store import Store
 
 BATCH = 2048
+#: the family recipe's optional curate.preselect.train arguments (how positives and negatives are chosen)
+_LABELLING = ("min_positives", "max_perfect_share", "positive_strength", "positive_share", "negatives")
 
 
 def fingerprint(*parts: Any) -> str:
@@ -120,7 +122,7 @@ def preselect_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, targe
                            target_sql=f"SELECT text FROM ({target.reference_sql}) AS r",
                            sample_docs=recipe["sample_docs"], target_docs=recipe["target_docs"],
                            max_chars=recipe["max_chars"], fasttext=recipe.get("fasttext"), threads=threads,
-                           **{k: recipe[k] for k in ("min_positives", "max_perfect_share", "positive_strength") if k in recipe})
+                           **{k: recipe[k] for k in _LABELLING if k in recipe})
     path = out / "scores" / f"preselect-{slug(target.name)}.parquet"
     fp = fingerprint(corpus_signature(con), card.sha256, card.max_chars, "preselect-scores-1")
     if not _cached(path, fp):
@@ -132,10 +134,12 @@ def preselect_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, targe
                for m in card.family]
     log(f"preselect for {target.name}: family ranked {', '.join(r['name'].split('-')[-1] for r in ranking)}; "
         f"{card.strength['perfect']} perfect of {card.sample_docs} ({card.strength['perfect_share']:.1%}), "
+        f"{card.positives} positives vs {card.negatives} negatives, "
         f"selector AUC {card.valid_auc:.3f}")
     return {"model": name, "ranking": ranking, "perfect": card.strength["perfect"],
             "perfect_share": card.strength["perfect_share"], "valid_auc": card.valid_auc,
-            "positives_by_domain": card.positives_by_domain}
+            "positives_by_domain": card.positives_by_domain, "positives": card.positives,
+            "negatives": card.negatives, "labelling": card.labelling}
 
 
 def closest_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, target: Target, recipe: dict[str, Any],

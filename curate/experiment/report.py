@@ -90,7 +90,9 @@ def markdown(result: dict[str, Any]) -> str:
                 p = prep["preselect"]
                 rank = ", ".join(f"{r['name'].rsplit('-', 1)[-1]} ({r['where'] or 'all domains'})" for r in p["ranking"])
                 lines.append(f"- {tname}: PreSelect family ranked {rank}; {p['perfect']} perfect documents "
-                             f"({p['perfect_share']:.1%}), selector AUC {p['valid_auc']:.3f}.")
+                             f"({p['perfect_share']:.1%}); {p.get('positives', '?')} positives "
+                             f"({_by_domain(p.get('positives_by_domain', {}))}) vs {p.get('negatives', '?')} "
+                             f"negatives; selector AUC {p['valid_auc']:.3f}.")
             if "closest" in prep:
                 c = prep["closest"]
                 lines.append(f"- {tname}: target LM `{c['model']}` ({c['params']:,} parameters, {c['tokens']:,} "
@@ -156,3 +158,9 @@ def write_report(out: Path, result: dict[str, Any]) -> dict[str, Any]:
         plot(result, name, out / plot_name(name))
         plots[name] = str(out / plot_name(name))
     return {"results": str(out / RESULTS), "report": str(out / REPORT), "plots": plots}
+
+
+def _by_domain(rows: dict[str, dict[str, int]]) -> str:
+    """'code 145, math 45, ...': where a selector's positives came from, largest first."""
+    counts = sorted(((r.get("positives", 0), d) for d, r in rows.items() if r.get("positives")), reverse=True)
+    return ", ".join(f"{d} {n}" for n, d in counts) or "none"

@@ -36,3 +36,4 @@ class PreSelectCard:
     seconds: dict[str, float]
     created: str
     report: list[str] = field(default_factory=list)
+    labelling: dict[str, Any] = field(default_factory=dict)  # how positives and negatives were chosen

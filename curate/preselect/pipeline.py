@@ -35,6 +35,7 @@ from curate.preselect.selector import (
     Examples,
     SelectorFit,
     fit_selector,
+    loss_correlation,
     pick_examples,
     selector_probs,
 )
@@ -71,6 +72,8 @@ def train(
     fasttext: dict[str, Any] | None = None,
     seed: int = 0,
     positive_strength: int | None = None,
+    positive_share: float | None = None,
+    negatives: str = "lowest",
     family: str | None = None,
     family_eval_sql: str | None = None,
     threads: int | None = None,
@@ -93,6 +96,10 @@ def train(
     - ``positive_strength``: the strength a positive needs (default: the maximum, the paper's "perfect"
       documents; one less lets one model pair disagree, which keeps the positives when two members measure
       almost the same on the target).
+    - ``positive_share``: instead of a strength bar, the top share of the sample by how closely a document's
+      losses track the family's target losses (Pearson over the members, :func:`~curate.preselect.selector.loss_correlation`).
+    - ``negatives``: ``"lowest"`` (the paper: as many as the positives, the lowest strengths) or ``"rest"``
+      (every other sampled document; see :func:`curate.preselect.selector.pick_examples`).
     - ``family``: the name prefix of the trained members (default ``name``): selectors for several targets
       share one family (``models/<family>-ref<i>/``) and differ only in how it ranks on their target;
       ``family_eval_sql``: the members' own held-out set (default the target), fixed so that sharing holds.
@@ -119,6 +126,8 @@ def train(
                              "sample_docs": sample_docs, "target_docs": target_docs, "max_chars": max_chars,
                              "valid_fraction": valid_fraction, "fasttext": params, "seed": seed,
                              **({"positive_strength": positive_strength} if positive_strength else {}),
+                             **({"positive_share": positive_share} if positive_share else {}),
+                             **({"negatives": negatives} if negatives != "lowest" else {}),
                              "sample": hashlib.sha256("\0".join(sample["doc_id"]).encode()).hexdigest()})
     old = st.read_json(f"{st.models_dir(name)}/{CARD_FILE}")
     if not force and old and old.get("request") == request and st.exists(f"{st.models_dir(name)}/{MODEL_FILE}"):
@@ -135,7 +144,10 @@ def train(
     if positive_strength is not None and not 1 <= positive_strength <= top:
         raise ConfigError(f"positive_strength must be in [1, {top}] for {len(family.members)} models, got "
                           f"{positive_strength}")
-    ex = pick_examples(strength, positive_strength or top, valid_fraction)
+    if positive_strength is not None and positive_share is not None:
+        raise ConfigError("give positive_strength or positive_share, not both")
+    ex = pick_examples(strength, positive_strength or top, valid_fraction, positive_share=positive_share,
+                       share_by=loss_correlation(bpc, [m.target_bpc for m in family.members]), negatives=negatives)
     t = time.perf_counter()
     fit, probs, sha = _fit_and_save(st, name, sample["text"], ex, params, threads, seed)
     times["selector"] = round(time.perf_counter() - t, 2)
@@ -149,6 +161,10 @@ def train(
         valid_accuracy=fit.valid_accuracy, score_quantiles=_quantiles(probs), positive_label=POSITIVE, negative_label=NEGATIVE, fasttext=fit.params,
         preprocess={"newlines": "spaces", "lowercase": False, "max_chars": max_chars}, sha256=sha, request=request,
         seconds=times, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        labelling={"positives": f"top {positive_share:.0%} by loss correlation with the target" if positive_share
+                   else f"strength >= {positive_strength or top} of {top}",
+                   "negatives": "every other sampled document" if negatives == "rest"
+                   else "as many as positives, lowest strength"},
     )
     card.report = write_report(st, card, sample, strength, probs, ex.labels)
     st.write_json(f"{st.models_dir(name)}/{FAMILY_FILE}", family.to_dict())

@@ -10,7 +10,13 @@ import pytest
 
 from curate.errors import ConfigError
 from curate.preselect.family import Member, rank
-from curate.preselect.selector import NEGATIVE, POSITIVE, pick_examples, roc_auc
+from curate.preselect.selector import (
+    NEGATIVE,
+    POSITIVE,
+    loss_correlation,
+    pick_examples,
+    roc_auc,
+)
 from curate.preselect.strength import (
     bits_per_char,
     check_family_signal,
@@ -129,6 +135,36 @@ def test_examples_are_balanced_lowest_and_split_by_class():
     # more perfect documents than others: positives are cut to balance
     many = pick_examples(np.array([3] * 8 + [1, 2]), 3, valid_fraction=0.2)
     assert len(many.positives) == len(many.negatives) == 2
+
+
+def test_positive_share_ranks_by_loss_correlation_and_rest_are_negatives():
+    target = np.array([3.0, 3.5, 4.0, 4.5])  # ranked family: the target's losses rise down the ranking
+    # docs: 0 in order but one step at the end, 1 in order, 2 swaps the two top members (nearly equal on it),
+    # 3 reversed, 4 exactly the target's shape, 5 the same loss under every member
+    bpc = np.array([[3.0, 3.0, 3.51, 5.0, 4.0, 4.0],
+                    [3.01, 3.6, 3.5, 4.5, 4.5, 4.0],
+                    [3.02, 3.9, 4.0, 4.0, 5.0, 4.0],
+                    [4.5, 4.6, 4.5, 3.0, 5.5, 4.0]])
+    corr = loss_correlation(bpc, target)
+    assert corr.round(3).tolist() == [0.781, 0.99, 0.941, -0.983, 1.0, -1.0]  # flat: no correlation, ranked last
+    strength = predictive_strength(bpc)
+    assert strength.tolist() == [6, 6, 5, 0, 6, 0]
+    # doc 2 misses one pair of six but tracks the target closely; doc 0 is in order but barely follows it:
+    # the share by correlation keeps doc 2, the paper's perfect documents keep doc 0
+    ex = pick_examples(strength, 6, valid_fraction=0.25, positive_share=3 / 6, share_by=corr, negatives="rest")
+    assert ex.positives.tolist() == [1, 2, 4]
+    assert ex.negatives.tolist() == [0, 3, 5]  # every other document, not as many as the positives
+    assert (ex.labels == "").sum() == 0
+    for lab in (POSITIVE, NEGATIVE):
+        assert (ex.labels[ex.valid] == lab).sum() == 1
+    paper = pick_examples(strength, 6, valid_fraction=0.25)
+    assert paper.positives.tolist() == [0, 1, 4] and sorted(paper.negatives.tolist()) == [2, 3, 5]
+    with pytest.raises(ConfigError, match="negatives"):
+        pick_examples(strength, 6, valid_fraction=0.25, negatives="random")
+    with pytest.raises(ConfigError, match="positive_share"):
+        pick_examples(strength, 6, valid_fraction=0.25, positive_share=1.5, share_by=corr)
+    with pytest.raises(ConfigError, match="share_by"):
+        pick_examples(strength, 6, valid_fraction=0.25, positive_share=0.5)
 
 
 def test_ranking_is_measured_not_assumed():

@@ -172,6 +172,17 @@ def test_copies_of_one_model_are_refused(trained):
         train(store, **{**ARGS, "members": [copy, copy, copy], "sample_docs": 40}, name="copies")
 
 
+def test_bad_labelling_options_are_refused_before_the_family_trains(trained):
+    store, _, _ = trained
+    for bad, match in (({"negatives": "random"}, "negatives must be one of lowest, rest"),
+                       ({"positive_share": 1.5}, r"positive_share must be in \(0, 1\)"),
+                       ({"positive_share": 0.1, "positive_strength": 14}, "not both")):
+        with pytest.raises(ConfigError, match=match):
+            train(store, **{**ARGS, **bad}, name="refused", force=True)
+    # no member of the family was trained (they would be models/refused-ref<i>/) and no selector written
+    assert not [m for m in store.list_dirs("models") if m.startswith("refused")]
+
+
 def test_train_preselect_flow_publishes_and_scores(trained, tmp_path):
     """The Prefect flow (own PREFECT_HOME, in a subprocess): reuses the selector, then the score flow skips done shards."""
     store, card, _ = trained

@@ -79,7 +79,7 @@ class ShardWriter:
         return Store.shard_name(len(self.manifest[kind]))
 
     def save_manifest(self) -> None:
-        self.store.write_json(f"{self.shard_dir}/{MANIFEST}", self.manifest)
+        self.store.write_json(f"{self.shard_dir}/{MANIFEST}", self.manifest, indent=None)
 
     def remove_orphans(self) -> int:
         """Delete temporaries and files the manifest does not list (left by a crash)."""

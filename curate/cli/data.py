@@ -51,6 +51,9 @@ def ingest(
                                               "summary; each input is committed once, in order).")] = 0,
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster for --workers to join "
                                                     "(default: start a local one).")] = None,
+    piece_mb: Annotated[int, typer.Option(help="With --workers: plain JSON lines files larger than this are read "
+                                               "in byte ranges of about this size (whole lines), spread over the "
+                                               "workers; smaller inputs go to one worker each.")] = 32,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Ingest files into a store. Bad records go to quarantine with file, line/row and reason;
@@ -65,7 +68,7 @@ def ingest(
     summary = run_ingest(
         [str(p) for p in inputs], store, corpus, fields=fields, format=format, shard_rows=shard_rows,
         shard_bytes=shard_mb << 20, max_doc_bytes=int(max_doc_mb * (1 << 20)), progress=None if not json_out else False,
-        workers=workers, ray_address=ray_address,
+        workers=workers, ray_address=ray_address, piece_bytes=piece_mb << 20,
     )
     if json_out:
         console.print_json(json.dumps(summary.to_dict()))

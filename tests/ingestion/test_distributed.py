@@ -267,3 +267,5 @@ def test_cli_workers(tmp_path, real_docs, write_jsonl, ray_local):
     assert out["kept"] == len(real_docs) and out["quarantined"] == 3
     bad = CliRunner().invoke(app, ["ingest", str(paths[0]), "--store", str(store), "--workers", "-1"])
     assert bad.exit_code == 2 and "workers must be 0" in bad.output
+    bad = CliRunner().invoke(app, ["ingest", str(paths[0]), "--store", str(store), "--workers", "2", "--piece-mb", "0"])
+    assert bad.exit_code == 2 and "piece_bytes" in bad.output

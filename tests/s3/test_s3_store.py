@@ -99,6 +99,22 @@ def test_docs_on_s3_equal_the_local_twin(ingested, local_twin):
     assert connect(URI).execute(sql).fetchall() == connect(local_twin).execute(sql).fetchall()
 
 
+def test_ingest_on_ray_workers_into_the_bucket_equals_the_local_twin(s3_endpoint, jsonl, local_twin, s3_client):
+    """Two Ray workers (which reach the bucket only through the settings curate hands them) read the input in
+    byte ranges and commit into S3: same documents, quarantine and counts as the single-process local twin."""
+    uri = f"s3://{BUCKET}/ray-store"
+    summary = ingest([jsonl], uri, "c", shard_rows=SHARD_ROWS, workers=2, piece_bytes=jsonl.stat().st_size // 3,
+                     progress=False)
+    assert summary.read == summary.kept + summary.quarantined + summary.duplicates
+    assert summary.quarantined == len(BAD_LINES)
+    for sql in ("SELECT doc_id, corpus, text, domain, n_bytes FROM docs ORDER BY doc_id",
+                "SELECT input, position, reason FROM quarantine ORDER BY position"):
+        assert connect(uri).execute(sql).fetchall() == connect(local_twin).execute(sql).fetchall()
+    assert not [k for k in _keys(s3_client, "ray-store/") if k.endswith(".tmp") or "/stage-" in k]
+    again = ingest([jsonl], uri, "c", shard_rows=SHARD_ROWS, workers=2, progress=False)
+    assert again.status == "already-ingested" and again.kept == summary.kept  # the same input: nothing to do
+
+
 def test_inline_scoring_gives_one_row_per_doc_and_a_rerun_skips(scored):
     assert scored.ok and (scored.done, scored.skipped, scored.rows) == (5, 0, 320)
     con = connect(URI)

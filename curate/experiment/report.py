@@ -65,7 +65,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Every run trains the same byte-level Llama ({result['runs'][0]['params']:,} parameters, context "
         f"{sc['seq_len']}, batch {sc['batch_size']}, AdamW lr {sc['lr']:g}, {sc['warmup_steps']} warm-up steps, one "
         f"thread) on **{sc['budget']:,} tokens**: windows drawn uniformly from what its method keeps, with seeds "
-        f"{', '.join(str(s) for s in range(cfg['seed'], cfg['seed'] + sc['seeds']))} (data and initialisation). "
+        f"{', '.join(str(s) for s in range(cfg['seed'], cfg['seed'] + sc['seeds']))} (data and initialisation"
+        f"{_random_seeds(cfg['seed'], sc)}). "
         f"Each evaluation point is a model whose learning rate decayed to zero over the last "
         f"{sc['cooldown']:.0%} of its steps (a cooldown branch of one warmup-stable-decay run); random's curve "
         f"reaches {result['random_tokens']:,} tokens ({max(sc['random_points']):g}× the budget).", "",
@@ -164,3 +165,9 @@ def _by_domain(rows: dict[str, dict[str, int]]) -> str:
     """'code 145, math 45, ...': where a selector's positives came from, largest first."""
     counts = sorted(((r.get("positives", 0), d) for d, r in rows.items() if r.get("positives")), reverse=True)
     return ", ".join(f"{d} {n}" for n, d in counts) or "none"
+
+
+def _random_seeds(first: int, sc: dict[str, Any]) -> str:
+    """'; random: seeds 0-4' when random runs more seeds than the other methods."""
+    n = max(sc["seeds"], sc.get("random_seeds") or 0)
+    return f"; random, the noise floor: seeds {first}–{first + n - 1}" if n > sc["seeds"] else ""

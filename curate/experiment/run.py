@@ -53,7 +53,7 @@ def plan_runs(names: list[str], targets: list[Target], scale: Scale, seed: int) 
             if m.needs_domains and (target is None or not target.domains):
                 continue  # the oracle of an in-distribution target is random itself
             points = scale.random_points if name == "random" else scale.method_points
-            for s in range(seed, seed + scale.seeds):
+            for s in range(seed, seed + scale.seeds_of(name)):
                 key = f"{name}{'@' + target.name if target else ''}-s{s}"
                 specs.append({"key": key, "method": name, "target": target.to_dict() if target else None, "seed": s,
                               "ends": scale.points(points)})
@@ -69,6 +69,7 @@ def _fingerprint(spec: dict[str, Any], scale: Scale, shared: dict[str, Any], out
     # a new family retrains the runs that read PreSelect scores, not every run
     settings = scale.to_dict()
     settings["features"] = {k: v for k, v in settings["features"].items() if k not in ("family", "target_lm")}
+    settings.pop("random_seeds")  # how many seeds random has does not change any one run
     return fingerprint(settings, spec["method"], spec["target"], spec["seed"], spec["ends"], shared, scores)
 
 

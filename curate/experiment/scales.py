@@ -66,7 +66,14 @@ class Scale:
     max_chars: int | None = None  # ... each cut to this many characters (None: whole)
     threads: int = 1  # torch threads per run (tiny LMs are overhead-bound: one thread per run)
     workers: int = 2  # runs trained at once, each in its own process
+    #: random runs this many seeds when more than ``seeds``: its spread is the noise gate and half of every
+    #: multiplier's interval, and a 3-seed std is itself uncertain by about half
+    random_seeds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def seeds_of(self, method: str) -> int:
+        """How many seeds ``method`` runs with."""
+        return max(self.seeds, self.random_seeds) if method == "random" else self.seeds
 
     @property
     def step_tokens(self) -> int:
@@ -143,12 +150,12 @@ SCALES: dict[str, Scale] = {
         name="default", budget=2_457_600, seeds=3, random_points=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
         method_points=(1.0,), model=MICRO, seq_len=128, batch_size=16, lr=2e-3, warmup_steps=50, cooldown=0.2,
         eval_max_bytes=512, mates_stages=4, mates_probes=150, mates_reference_docs=64, mates_chunk_tokens=64,
-        features=_DEFAULT_RECIPE),
+        features=_DEFAULT_RECIPE, random_seeds=5),
     "large": Scale(
         name="large", budget=3_686_400, seeds=3, random_points=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
         method_points=(0.5, 1.0), model=MICRO, seq_len=128, batch_size=16, lr=2e-3, warmup_steps=50,
         cooldown=0.2, eval_max_bytes=1024, mates_stages=6, mates_probes=300, mates_reference_docs=64,
-        mates_chunk_tokens=128, features=_DEFAULT_RECIPE),
+        mates_chunk_tokens=128, features=_DEFAULT_RECIPE, random_seeds=5),
 }
 
 

@@ -93,3 +93,21 @@ def test_method_names_are_checked():
         parse_methods("random,perplexity")
     with pytest.raises(ConfigError, match="twice"):
         parse_methods(["mates", "mates"])
+
+
+def test_random_runs_more_seeds_and_a_runs_fingerprint_ignores_how_many(tmp_path):
+    from dataclasses import replace
+
+    from curate.experiment.run import _fingerprint, plan_runs
+    from curate.experiment.scales import get_scale
+
+    scale = get_scale("default")
+    assert scale.random_seeds == 5 and scale.seeds == 3
+    specs = plan_runs(["random", "el2n-hard"], [BUILTIN["math-code"]], scale, seed=0)
+    seeds = {m: [s["seed"] for s in specs if s["method"] == m] for m in ("random", "el2n-hard")}
+    assert seeds == {"random": [0, 1, 2, 3, 4], "el2n-hard": [0, 1, 2]}
+    fewer = replace(scale, random_seeds=0)
+    assert [s["seed"] for s in plan_runs(["random"], [], fewer, seed=0)] == [0, 1, 2]
+    # the runs random shares with a 3-seed experiment are the same runs: reused, not retrained
+    assert _fingerprint(specs[0], scale, {}, tmp_path) == _fingerprint(specs[0], fewer, {}, tmp_path)
+    assert _fingerprint(specs[0], scale, {}, tmp_path) != _fingerprint(specs[0], replace(scale, lr=1e-3), {}, tmp_path)

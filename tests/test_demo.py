@@ -25,7 +25,7 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
     # the switches curate sets itself are taken out, so a quiet run proves the CLI sets them
     env = {k: v for k, v in os.environ.items() if k not in QUIET_ENV}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
-    outputs, stamps = [], []
+    outputs, stamps, files = [], [], []
     for _ in range(2):
         log = tmp_path / f"demo-{len(outputs)}.log"
         with open(log, "wb") as out:
@@ -40,6 +40,7 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
         assert rc == 0, text[-3000:]
         outputs.append(text)
         stamps.append((store / "mates" / "demo" / "stage-0" / "stage.json").stat().st_mtime_ns)
+        files.append(store_files(store))
     first, second = outputs
     for text in outputs:
         assert_quiet(text)
@@ -49,6 +50,10 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
     assert "selector validation AUC" in first and "what EL2N keeps at each end" in first
     assert "already-ingested" in second  # the re-run does no ingest work ...
     assert "8. MATES" in first and stamps[0] == stamps[1]  # ... nor MATES work (same proxy weights and settings)
+    # ... nor any other: not one file of the store is written again (mixture and exports reused, scorers and
+    # clustering up to date), so the static report is left as it is
+    assert files[0] == files[1], sorted(set(files[0].items()) ^ set(files[1].items()))[:10]
+    assert "is current (nothing in the store changed since it was written)" in " ".join(second.split())
     mates = json.loads((store / "mates" / "demo" / "stage-0" / "stage.json").read_text())
     assert mates["oracle"]["probes"] == 120 and mates["selection"]["kept"] == round(0.2 * mates["selection"]["pool"])
     con = connect(store)
@@ -75,6 +80,12 @@ def test_demo_runs_end_to_end_and_reruns_without_work(tmp_path):
     scores = json.loads((store / "mixtures" / "demo-mix" / "scores.json").read_text())
     ps = scores["preselect_score"]
     assert ps["selected"]["docs"] < ps["pool"]["docs"] and ps["selected"]["median"] > ps["pool"]["median"]
+
+
+def store_files(store: Path) -> dict[str, tuple[int, int]]:
+    """Every file of the store but its lock files (taken by every run) -> (size, modification time)."""
+    return {str(p.relative_to(store)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(store.rglob("*"))
+            if p.is_file() and p.relative_to(store).parts[0] != "locks"}
 
 
 #: a tqdm bar's rate field ("12.3it/s]", "4.56s/it]"): curate's own Rich bars never print one

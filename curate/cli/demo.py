@@ -18,8 +18,8 @@ def demo(
     """Run the whole pipeline on the embedded real corpus (8 domains): ingest → train the domain
     model and the reference LMs → score (heuristics, langid, domain, perplexity, EL2N, GraNd, PreSelect)
     through Prefect on Ray, plus a PreSelect selector trained from a reference family → one MATES
-    stage → DuckDB reports → a two-phase mixture a training job streams → near-duplicate clusters →
-    the pool checked against the held-out split (contamination) → a static report of the store's pages."""
+    stage → near-duplicate clusters → the pool checked against the held-out split (contamination) →
+    a two-phase mixture a training job streams → DuckDB reports → a static report of the store's pages."""
     from curate.query import SQL_DIR, connect
     from curate.render import relation_table, rows_table
     from curate.stats import domain_table

@@ -45,8 +45,11 @@ from tests.engine._procs import (
 pytestmark = pytest.mark.slow
 
 INTERVAL = "20"  # seconds between scheduled runs: long enough for a flow run to finish on 2 busy cores
-#: the server's scheduler every 2 s (default 60 s), so a new deployment's runs exist within seconds
-SERVER_ENV = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
+#: the server's scheduler every 2 s (default 60 s), so a new deployment's runs exist within seconds; a run that
+#: comes due while its deployment's one slot is still taken (a tick that outlasts the interval, such as the first
+#: MATES stage) is tried again after 2 s, not Prefect's default 30 s, which the test would sit out idle
+SERVER_ENV = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+              "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2"}
 #: the serving process and the worker look for due runs every 2 s (defaults: 10 s, 10 s)
 CLIENT_ENV = {"PREFECT_RUNNER_POLL_FREQUENCY": "2", "PREFECT_WORKER_QUERY_SECONDS": "2"}
 #: SQLite write contention between the server's loops and the pollers: the request fails, the client retries

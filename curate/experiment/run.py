@@ -23,7 +23,6 @@ from typing import Any
 
 from curate.errors import ConfigError
 from curate.experiment.compare import compare_all
-from curate.experiment.setup import ensure_features, prepare_store
 from curate.experiment.methods import (
     METHODS,
     parse_methods,
@@ -40,6 +39,7 @@ from curate.experiment.prepare import (
 )
 from curate.experiment.report import publish, write_report
 from curate.experiment.scales import Scale, get_scale
+from curate.experiment.setup import ensure_features, prepare_store
 from curate.experiment.targets import Target, parse_targets, target_names
 from curate.store import Store
 

@@ -43,9 +43,20 @@ def views_sql(store: Store) -> str:
 
 
 def _feature_tables(con: duckdb.DuckDBPyConnection, store: Store) -> dict[str, list[str]]:
-    """Feature table -> its columns, in the store's order (the full view's names)."""
-    return {t: [r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()] for t in store.feature_tables()
-            if t not in RESERVED_VIEWS}
+    """Feature table -> its columns, in the store's order (the full view's names).
+
+    Only tables this connection has views of: one whose first file a running scorer committed after the
+    views were defined is left out (as a fresh :func:`connect` would have left it before), instead of failing
+    the query with "Table ... does not exist" (seen when a scheduled report ran beside a MATES stage)."""
+    out = {}
+    for t in store.feature_tables():
+        if t in RESERVED_VIEWS:
+            continue
+        try:
+            out[t] = [r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()]
+        except duckdb.CatalogException:
+            continue
+    return out
 
 
 def _named_tables(tables: dict[str, list[str]], *sql: str) -> set[str]:

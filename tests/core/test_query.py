@@ -38,6 +38,22 @@ def test_views_and_doc_features_join_on_doc_id(store_with_features):
     assert row == (40, 0.5, 1.0)
 
 
+def test_a_feature_table_committed_after_connect_is_left_out_not_an_error(store_with_features):
+    """A scorer's first file lands between connect() and a query (a scheduled report beside a MATES stage)."""
+    from curate.query import narrow_doc_features
+
+    con = connect(store_with_features)
+    ids = [r[0] for r in con.execute("SELECT doc_id FROM docs").fetchall()]
+    late = store_with_features / "features" / "late"
+    late.mkdir()
+    pq.write_table(pa.table({"doc_id": ids, "late_score": [2.0] * len(ids)}), late / "c--part-00000.parquet")
+    sub = narrow_doc_features(con, Store.open(store_with_features), "score > 0 AND late_score > 1")
+    assert con.execute(f"SELECT count(*) FROM {sub} WHERE score > 0").fetchone()[0] == 40
+    assert "late" not in sub  # not joined: this connection has no view of it yet
+    fresh = connect(store_with_features)  # a new connection sees it
+    assert fresh.execute("SELECT count(*) FROM doc_features WHERE late_score > 1").fetchone()[0] == 40
+
+
 def test_sql_views_file_works_from_the_duckdb_api_alone(store_with_features):
     con = duckdb.connect()
     con.execute("SET file_search_path = ?", [str(store_with_features)])

@@ -76,6 +76,10 @@ def test_shards_spread_over_nodes_and_a_removed_node_loses_nothing(ray_local, s3
     assert started == set(workers)  # one shard on each worker node at once
     victim = sorted(started)[0]
     lost_batch = next(p for p in gate.glob(f"started-{victim}-*")).read_text().split()
+    # the units every worker is in when the node leaves: what may be scored twice (issue 22's goal: at most
+    # one unit per worker). The lost node's unit always is; in about one run in five here Ray also reports a
+    # surviving worker "temporarily unavailable" while the node goes, and its unit is redone too
+    in_flight = {i for p in gate.glob("started-*") for i in p.read_text().split()}
     cluster.remove_node(workers[victim], allow_graceful=False)
     (gate / "open").touch()
     driver.join(timeout=300)
@@ -91,6 +95,7 @@ def test_shards_spread_over_nodes_and_a_removed_node_loses_nothing(ray_local, s3
     scored = Counter(i for p in gate.glob("started-*") for i in p.read_text().split())
     twice = {i for i, n in scored.items() if n > 1}
     assert set(scored) == {r[0] for r in con.sql("SELECT doc_id FROM docs").fetchall()}
-    assert twice <= set(lost_batch) and len(twice) <= UNIT_ROWS  # at most the unit the lost worker was in
+    assert set(lost_batch) <= twice  # the lost node's unit was scored again elsewhere
+    assert twice <= in_flight and len(twice) <= UNIT_ROWS * len(workers)  # nothing but units in flight
     after = {p.name.split("-")[1] for p in gate.glob("started-*")} - {victim}
     assert after <= set(workers) - {victim}

@@ -222,7 +222,8 @@ def _may_hold_nul(text: pa.ChunkedArray | pa.Array) -> bool:
     """False only when no string of ``text`` holds a NUL byte (a byte seen outside a slice's strings only
     sends the column to the exact per-row search)."""
     chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
-    return any(c.buffers()[2] is not None and c.buffers()[2].to_pybytes().find(b"\x00") >= 0 for c in chunks)
+    data = [c.buffers()[2] for c in chunks]
+    return any(b is not None and b.to_pybytes().find(b"\x00") >= 0 for b in data)
 
 
 def validate(table: pa.Table, q: Quarantine, max_doc_bytes: int) -> tuple[pa.Table, pa.Array]:

@@ -31,10 +31,10 @@ from curate.preselect.data import load_texts, resolve_sets
 from curate.preselect.selector import (
     FASTTEXT_PARAMS,
     NEGATIVE,
-    NEGATIVES,
     POSITIVE,
     Examples,
     SelectorFit,
+    check_labelling,
     fit_selector,
     loss_correlation,
     pick_examples,
@@ -112,10 +112,7 @@ def train(
     if sample_docs < 10 or target_docs < 1 or max_chars < 1:
         raise ConfigError("sample_docs must be at least 10, target_docs and max_chars positive")
     # refused before the family trains (minutes), not when the labels are picked
-    if negatives not in NEGATIVES:
-        raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
-    if positive_share is not None and not 0 < positive_share < 1:
-        raise ConfigError(f"positive_share must be in (0, 1), got {positive_share}")
+    check_labelling(positive_share, negatives)
     if positive_strength is not None and positive_share is not None:
         raise ConfigError("give positive_strength or positive_share, not both")
     specs = list(fam.DEFAULT_MEMBERS if members is None else members)
@@ -152,8 +149,9 @@ def train(
     if positive_strength is not None and not 1 <= positive_strength <= top:
         raise ConfigError(f"positive_strength must be in [1, {top}] for {len(family.members)} models, got "
                           f"{positive_strength}")
+    share_by = loss_correlation(bpc, [m.target_bpc for m in family.members]) if positive_share else None
     ex = pick_examples(strength, positive_strength or top, valid_fraction, positive_share=positive_share,
-                       share_by=loss_correlation(bpc, [m.target_bpc for m in family.members]), negatives=negatives)
+                       share_by=share_by, negatives=negatives)
     t = time.perf_counter()
     fit, probs, sha = _fit_and_save(st, name, sample["text"], ex, params, threads, seed)
     times["selector"] = round(time.perf_counter() - t, 2)

@@ -48,6 +48,14 @@ class Examples:
 NEGATIVES = ("lowest", "rest")
 
 
+def check_labelling(positive_share: float | None, negatives: str) -> None:
+    """Refuse a labelling :func:`pick_examples` cannot apply (``train`` calls it before the family trains)."""
+    if negatives not in NEGATIVES:
+        raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
+    if positive_share is not None and not 0 < positive_share < 1:
+        raise ConfigError(f"positive_share must be in (0, 1), got {positive_share}")
+
+
 def loss_correlation(bpc: np.ndarray, target_bpc: np.ndarray) -> np.ndarray:
     """Per document, the Pearson correlation over the family between its losses and the target's.
 
@@ -84,12 +92,9 @@ def pick_examples(strength: np.ndarray, perfect: int, valid_fraction: float, *, 
     """
     if not 0 < valid_fraction < 0.5:
         raise ConfigError(f"valid_fraction must be in (0, 0.5), got {valid_fraction}")
-    if negatives not in NEGATIVES:
-        raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
+    check_labelling(positive_share, negatives)
     strength = np.asarray(strength)
     if positive_share is not None:
-        if not 0 < positive_share < 1:
-            raise ConfigError(f"positive_share must be in (0, 1), got {positive_share}")
         if share_by is None or len(share_by) != len(strength):
             raise ConfigError("positive_share needs share_by: one score per sampled document")
         score = np.asarray(share_by, dtype=np.float64)

@@ -20,8 +20,8 @@ DEFAULT_STORES = {"tiny": "experiment-tiny-store"}
 @friendly
 def experiment(
     scale: Annotated[str, typer.Option(help="tiny (a minute; a 640-document store of its own), default (the whole "
-                                            "embedded pool, 614k tokens per run, 3 seeds) or large (3x the "
-                                            "tokens).")] = "default",
+                                            "embedded pool, 2.46M tokens per run, 3 seeds, random 5) or large "
+                                            "(1.5x the tokens).")] = "default",
     store: Annotated[Path | None, typer.Option("--store", "-s", envvar="CURATE_STORE",
                                                help="Store with corpora 'demo' (the pool) and 'heldout' (the "
                                                     "targets); an empty or new directory gets the embedded corpus. "
@@ -40,6 +40,9 @@ def experiment(
     seeds: Annotated[int | None, typer.Option(help="Seeds per method instead of the scale's (3 at default).")] = None,
     tokens: Annotated[int | None, typer.Option(help="Training tokens per method instead of the scale's "
                                                     "(evaluation points scale with it).")] = None,
+    share: Annotated[float | None, typer.Option(
+        "--share", help="Share of the pool's characters that preselect, preselect-strat and closest keep (top "
+                        "by their score) instead of the scale's (0.2 at default).")] = None,
     pool: Annotated[str, typer.Option(help="Corpus the methods select from.")] = "demo",
     jobs: Annotated[int | None, typer.Option(help="Runs trained at once, each in its own process with one torch "
                                                   "thread (default: 2 at the default scale, at most the "
@@ -52,7 +55,7 @@ def experiment(
     """Train the same tiny LM on equal token budgets chosen by each selection method, on several targets.
 
     Methods: random; oracle (only the target's domains); PreSelect (a family trained on different domain
-    mixtures, ranked on the target; top 30% of characters) and preselect-strat (top 30% per domain); closest
+    mixtures, ranked on the target; the top share of characters, --share) and preselect-strat (the top share per domain); closest
     (Moore-Lewis: a target LM against the general one); perplexity middle band; EL2N keep-hard / keep-easy;
     MATES (stages chosen with the live model against the target); two-phase (end-of-training upsampling of
     the target's domains). Target-aware methods see only each target's reference half; every run is judged
@@ -73,9 +76,10 @@ def experiment(
     store_path = store or Path(DEFAULT_STORES.get(scale, "demo-store"))
     out_dir = out or Path("experiment-out") / scale
     result = run_experiment(store_path, out_dir, scale=scale, methods=methods, targets=target or None, seed=seed,
-                            seeds=seeds, pool=pool, budget=tokens, workers=workers, jobs=jobs, force=force,
+                            seeds=seeds, pool=pool, budget=tokens, keep_share=share, workers=workers, jobs=jobs, force=force,
                             progress=None, log=lambda msg: console.print(msg, markup=False, highlight=False),
-                            command=_command(scale, store_path, out_dir, methods, target, seed, seeds, tokens, pool))
+                            command=_command(scale, store_path, out_dir, methods, target, seed, seeds, tokens, pool,
+                                             share))
     sc = result["config"]["scale"]
     for name, cmp in result["comparison"].items():
         console.print(rows_table(table_rows(cmp), title=f"target {name} ({cmp['label']}): {sc['budget']:,} tokens "
@@ -87,7 +91,7 @@ def experiment(
 
 
 def _command(scale: str, store: Path, out: Path, methods: str | None, targets: list[str] | None, seed: int,
-             seeds: int | None, tokens: int | None, pool: str) -> str:
+             seeds: int | None, tokens: int | None, pool: str, share: float | None = None) -> str:
     """The command line that reproduces this run (recorded in the report)."""
     args = ["curate", "experiment", "--scale", scale, "--store", str(store), "--out", str(out), "--seed", str(seed)]
     args += ["--methods", methods] if methods else []
@@ -95,6 +99,7 @@ def _command(scale: str, store: Path, out: Path, methods: str | None, targets: l
         args += ["--target", t]
     args += ["--seeds", str(seeds)] if seeds else []
     args += ["--tokens", str(tokens)] if tokens else []
+    args += ["--share", f"{share:g}"] if share is not None else []
     args += ["--pool", pool] if pool != "demo" else []
     return shlex.join(args)
 

@@ -8,10 +8,10 @@ read the target's *reference* half only.
 - ``random``: the whole pool (the baseline every multiplier is measured against);
 - ``oracle``: only the target's own domains (the in-domain bound; the same as random
   for the in-distribution target);
-- ``preselect``: the top 30% of the pool's characters by the target's PreSelect score
-  (a family of LMs trained on different domain mixtures, ranked on the target);
-- ``preselect-strat``: the same score, top 30% of each domain's characters (keeps the pool's mix);
-- ``closest``: Moore-Lewis / DSIR-style, the 30% of the pool's characters a micro LM trained on
+- ``preselect``: the top share (the scale's ``keep_share``) of the pool's characters by the target's
+  PreSelect score (a family of LMs trained on different domain mixtures, ranked on the target);
+- ``preselect-strat``: the same score, the top share of each domain's characters (keeps the pool's mix);
+- ``closest``: Moore-Lewis / DSIR-style, the share of the pool's characters a micro LM trained on
   the target's reference text finds most likely relative to the general reference LM;
 - ``ppl-middle``: the middle half of each domain by the general reference LM's bits per byte;
 - ``el2n-hard`` / ``el2n-easy``: the high / low half of each domain by EL2N;
@@ -38,7 +38,6 @@ from curate.selection import band_sql, top_share_sql
 #: replace them when the target names its domains
 UPSAMPLE_DEFAULT = ("math", "code", "encyclopedic")
 UPSAMPLE_FACTOR = 3.0
-SHARE = 0.3  # preselect / closest keep this share of the pool's characters (see the README for 0.1)
 
 
 def pool_where(pool: str) -> str:
@@ -65,15 +64,20 @@ class Method:
     kind: str
     label: str
     per_target: bool
-    build: Callable[[str, Target, dict[str, Any]], list[Phase]] | None = None
+    build: Callable[[str, Target, dict[str, Any], float], list[Phase]] | None = None
     needs: tuple[tuple[str, str], ...] = ()
     scores: tuple[str, ...] = ()
     needs_domains: bool = False  # only for targets whose domains are known
+    keeps_share: bool = False  # keeps a top share of the pool (the scale's ``keep_share``; ``{share}`` in label)
 
-    def phases(self, pool: str, target: Target, pool_shares: dict[str, float]) -> list[Phase]:
+    def phases(self, pool: str, target: Target, pool_shares: dict[str, float], share: float) -> list[Phase]:
         if self.build is None:
             raise ConfigError(f"method {self.name!r} chooses while training: it has no fixed phases")
-        return self.build(pool, target, pool_shares)
+        return self.build(pool, target, pool_shares, share)
+
+    def describe(self, share: float) -> str:
+        """The label with the kept share filled in."""
+        return self.label.replace("{share}", f"{share:.0%}")
 
 
 def _one(sql: str, label: str) -> list[Phase]:
@@ -88,8 +92,8 @@ def _domains(pool: str, domains: tuple[str, ...]) -> str:
     return f"{_pool_sql(pool)} AND CAST(domain AS VARCHAR) IN ({', '.join(repr(d) for d in domains)})"
 
 
-def _top(view: str, column: str, per: str | None) -> str:
-    return top_share_sql(column, share=SHARE, per=per, table=view)
+def _top(view: str, column: str, per: str | None, share: float) -> str:
+    return top_share_sql(column, share=share, per=per, table=view)
 
 
 def two_phase_weights(pool_shares: dict[str, float], target: Target) -> dict[str, float]:
@@ -107,27 +111,27 @@ def _two_phase(pool: str, target: Target, pool_shares: dict[str, float], anneal:
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("random", "windows", "uniform windows from the whole pool", False,
-           lambda pool, t, s: _one(_pool_sql(pool), "pool")),
+           lambda pool, t, s, k: _one(_pool_sql(pool), "pool")),
     Method("oracle", "windows", "only the target's own domains (the in-domain bound)", True,
-           lambda pool, t, s: _one(_domains(pool, t.domains or ()), "oracle"), needs_domains=True),
-    Method("preselect", "windows", "top 30% of the pool's characters by the target's PreSelect score", True,
-           lambda pool, t, s: _one(_top(score_view("preselect", t), "preselect_score", None), "preselect"),
-           scores=("preselect",)),
-    Method("preselect-strat", "windows", "top 30% of each domain's characters by the target's PreSelect score",
-           True, lambda pool, t, s: _one(_top(score_view("preselect", t), "preselect_score", "domain"),
-                                         "preselect-strat"), scores=("preselect",)),
-    Method("closest", "windows", "30% of the pool's characters most likely under a target LM relative to the "
+           lambda pool, t, s, k: _one(_domains(pool, t.domains or ()), "oracle"), needs_domains=True),
+    Method("preselect", "windows", "top {share} of the pool's characters by the target's PreSelect score", True,
+           lambda pool, t, s, k: _one(_top(score_view("preselect", t), "preselect_score", None, k), "preselect"),
+           scores=("preselect",), keeps_share=True),
+    Method("preselect-strat", "windows", "top {share} of each domain's characters by the target's PreSelect score",
+           True, lambda pool, t, s, k: _one(_top(score_view("preselect", t), "preselect_score", "domain", k),
+                                            "preselect-strat"), scores=("preselect",), keeps_share=True),
+    Method("closest", "windows", "{share} of the pool's characters most likely under a target LM relative to the "
                                  "general LM (Moore-Lewis)", True,
-           lambda pool, t, s: _one(_top(score_view("closest", t), "closest_score", None), "closest"),
-           needs=(("perplexity", "bits_per_byte"),), scores=("closest",)),
+           lambda pool, t, s, k: _one(_top(score_view("closest", t), "closest_score", None, k), "closest"),
+           needs=(("perplexity", "bits_per_byte"),), scores=("closest",), keeps_share=True),
     Method("ppl-middle", "windows", "middle 50% of each domain by reference-LM bits per byte", False,
-           lambda pool, t, s: _one(band_sql("bits_per_byte", keep="middle", fraction=0.5, where=pool_where(pool)),
+           lambda pool, t, s, k: _one(band_sql("bits_per_byte", keep="middle", fraction=0.5, where=pool_where(pool)),
                                    "ppl-middle"), needs=(("perplexity", "bits_per_byte"),)),
     Method("el2n-hard", "windows", "hardest 50% of each domain by EL2N", False,
-           lambda pool, t, s: _one(band_sql("el2n", keep="high", fraction=0.5, where=pool_where(pool)), "el2n-hard"),
+           lambda pool, t, s, k: _one(band_sql("el2n", keep="high", fraction=0.5, where=pool_where(pool)), "el2n-hard"),
            needs=(("el2n", "el2n"),)),
     Method("el2n-easy", "windows", "easiest 50% of each domain by EL2N", False,
-           lambda pool, t, s: _one(band_sql("el2n", keep="low", fraction=0.5, where=pool_where(pool)), "el2n-easy"),
+           lambda pool, t, s, k: _one(band_sql("el2n", keep="low", fraction=0.5, where=pool_where(pool)), "el2n-easy"),
            needs=(("el2n", "el2n"),)),
     Method("mates", "mates", "random for the first stage, then 20% of a fresh slice of the pool per stage by "
                              "MATES against the target's reference (live model, ridge influence, Gumbel-top-k)",
@@ -150,11 +154,12 @@ def parse_methods(names: str | list[str] | None) -> list[str]:
     return items if "random" in items else ["random", *items]  # the multiplier is measured against random
 
 
-def method_phases(name: str, pool: str, target: Target, pool_shares: dict[str, float], anneal: float) -> list[Phase]:
-    """The phases a ``windows`` method trains on for ``target``."""
+def method_phases(name: str, pool: str, target: Target, pool_shares: dict[str, float], anneal: float,
+                  keep_share: float) -> list[Phase]:
+    """The phases a ``windows`` method trains on for ``target`` (``keep_share``: what top-share methods keep)."""
     if name == "two-phase":
         return _two_phase(pool, target, pool_shares, anneal)
-    return METHODS[name].phases(pool, target, pool_shares)
+    return METHODS[name].phases(pool, target, pool_shares, keep_share)
 
 
 def pool_domain_shares(con: duckdb.DuckDBPyConnection, pool: str, exclude: str | None = None) -> dict[str, float]:

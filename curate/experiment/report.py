@@ -82,8 +82,9 @@ def markdown(result: dict[str, Any]) -> str:
                   f"{sc['eval_max_bytes']} bytes); {tgt['reference_docs']:,} reference documents the target-aware "
                   "methods see.", "", *markdown_rows(table_rows(cmp)), "", f"![{name}]({plot_name(name)})", ""]
     lines += ["## Methods", ""]
+    keep_share = sc.get("keep_share", 0.3)  # results.json written before the share was a setting kept 30%
     for name in cfg["methods"]:
-        lines.append(f"- **{name}**: {METHODS[name].label}.")
+        lines.append(f"- **{name}**: {METHODS[name].describe(keep_share)}.")
     if result.get("prepared"):
         lines += ["", "## Target-aware scores", ""]
         for tname, prep in result["prepared"].items():

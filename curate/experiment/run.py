@@ -70,18 +70,21 @@ def _fingerprint(spec: dict[str, Any], scale: Scale, shared: dict[str, Any], out
     settings = scale.to_dict()
     settings["features"] = {k: v for k, v in settings["features"].items() if k not in ("family", "target_lm")}
     settings.pop("random_seeds")  # how many seeds random has does not change any one run
+    if not METHODS[spec["method"]].keeps_share:
+        settings.pop("keep_share")  # a share it does not read
     return fingerprint(settings, spec["method"], spec["target"], spec["seed"], spec["ends"], shared, scores)
 
 
 def run_experiment(store: str | Path | Store, out: str | Path, *, scale: str = "default", methods: Any = None,
                    targets: Any = None, seed: int = 0, seeds: int | None = None, pool: str = "demo",
-                   budget: int | None = None, workers: int | None = 0, jobs: int | None = None, force: bool = False,
+                   budget: int | None = None, keep_share: float | None = None, workers: int | None = 0, jobs: int | None = None, force: bool = False,
                    progress: bool | None = False, log: Callable[[str], None] = print,
                    command: str = "") -> dict[str, Any]:
     """Run the selection experiment; returns the result (also written to ``out``: JSON, Markdown, PNGs).
 
     - ``scale``: ``tiny`` / ``default`` / ``large`` (:data:`curate.experiment.scales.SCALES`); ``budget``
-      overrides its tokens per method, ``seeds`` its seeds per method.
+      overrides its tokens per method, ``seeds`` its seeds per method, ``keep_share`` the share of the pool's
+      characters that preselect, preselect-strat and closest keep.
     - ``methods``: names or a comma-separated string (default: all of :data:`METHODS`; random always runs).
     - ``targets``: built-in names (``mixed``, ``math-code``, ``prose``), ``corpus:NAME`` or ``sql:QUERY``
       (default: the three built-in ones).
@@ -94,7 +97,7 @@ def run_experiment(store: str | Path | Store, out: str | Path, *, scale: str = "
 
     names = parse_methods(methods)
     target_names(targets)  # a name that cannot be a target is refused before the store is touched
-    sc = get_scale(scale, budget=budget, seeds=seeds)
+    sc = get_scale(scale, budget=budget, seeds=seeds, keep_share=keep_share)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file: give a directory")

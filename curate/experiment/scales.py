@@ -69,6 +69,8 @@ class Scale:
     #: random runs this many seeds when more than ``seeds``: its spread is the noise gate and half of every
     #: multiplier's interval, and a 3-seed std is itself uncertain by about half
     random_seeds: int = 0
+    #: preselect, preselect-strat and closest keep this share of the pool's characters (top by their score)
+    keep_share: float = 0.3
     extra: dict[str, Any] = field(default_factory=dict)
 
     def seeds_of(self, method: str) -> int:
@@ -159,8 +161,10 @@ SCALES: dict[str, Scale] = {
 }
 
 
-def get_scale(name: str, *, budget: int | None = None, seeds: int | None = None) -> Scale:
-    """A scale by name, optionally with another token budget (eval points scale with it) or seed count."""
+def get_scale(name: str, *, budget: int | None = None, seeds: int | None = None,
+              keep_share: float | None = None) -> Scale:
+    """A scale by name, optionally with another token budget (eval points scale with it), seed count, or share
+    of the pool that the top-share methods keep."""
     if name not in SCALES:
         raise ConfigError(f"unknown experiment scale {name!r}: choose one of {', '.join(SCALES)}")
     scale = SCALES[name]
@@ -173,4 +177,8 @@ def get_scale(name: str, *, budget: int | None = None, seeds: int | None = None)
         if seeds < 1:
             raise ConfigError(f"seeds must be at least 1, got {seeds}")
         scale = replace(scale, seeds=int(seeds))
+    if keep_share is not None:
+        if not 0 < keep_share <= 1:
+            raise ConfigError(f"keep_share (--share) must be in (0, 1], got {keep_share}")
+        scale = replace(scale, keep_share=float(keep_share))
     return scale

@@ -85,7 +85,8 @@ def train_one(spec: dict[str, Any], context: dict[str, Any], log: Callable[[str]
                               threads=scale.threads, exclude_sql=exclude, log=log or (lambda m: None))
     else:
         anneal = 1 - schedule.branch_start(steps) / steps  # two-phase: its last phase is exactly the cooldown
-        phases = method_phases(spec["method"], pool, target or targets[0], context["pool_shares"], anneal)
+        phases = method_phases(spec["method"], pool, target or targets[0], context["pool_shares"], anneal,
+                               scale.keep_share)
         draw = draw_windows(con, phases, steps * scale.batch_size, scale.seq_len, seed=seed,
                             pool_where=pool_where(pool), exclude=exclude)
         data = WindowData(draw, scale.batch_size)

@@ -52,8 +52,9 @@ def ingest(
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster for --workers to join "
                                                     "(default: start a local one).")] = None,
     piece_mb: Annotated[int, typer.Option(help="With --workers: plain JSON lines files larger than this are read "
-                                               "in byte ranges of about this size (whole lines), spread over the "
-                                               "workers; smaller inputs go to one worker each.")] = 32,
+                                               "in byte ranges of about this size (whole lines), Parquet files in "
+                                               "ranges of whole row groups, spread over the workers; smaller "
+                                               "inputs go to one worker each.")] = 32,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Ingest files into a store. Bad records go to quarantine with file, line/row and reason;

@@ -1,7 +1,8 @@
 """Ingest on Ray: input pieces read by workers, deduplicated across them in DuckDB, committed in input order.
 
-A *piece* is a whole input (or the rest of one, when a run resumes inside it), or a byte range of whole
-lines of a plain JSON lines file larger than ``piece_bytes``. Each piece goes to a
+A *piece* is a whole input (or the rest of one, when a run resumes inside it), a byte range of whole
+lines of a plain JSON lines file larger than ``piece_bytes``, or a range of whole row groups of a Parquet
+file larger than that. Each piece goes to a
 one-CPU Ray task that reads, validates and ids it exactly as the single-process path does, drops the
 duplicates inside the piece, and writes its documents (shards of at most ``shard_rows`` / ``shard_bytes``)
 and its quarantine records to *staged* files: temporaries in the corpus's own folders that no reader
@@ -43,6 +44,7 @@ from curate.ingestion.readers import (
     Input,
     ReadContext,
     line_starts,
+    parquet_row_cuts,
     read,
     read_jsonl_range,
     splittable,
@@ -55,7 +57,8 @@ from curate.store import Store, temp_name
 WINDOW_PER_WORKER = 4
 #: DuckDB's memory for the corpus's ids while deduplicating across workers; past it, the table spills to disk
 DEDUP_MEMORY = "1GB"
-#: plain JSON lines inputs larger than this are read in byte ranges of about this size
+#: plain JSON lines inputs larger than this are read in byte ranges of about this size, Parquet inputs in
+#: ranges of row groups of about this many compressed bytes
 PIECE_BYTES = 32 << 20
 
 
@@ -76,8 +79,9 @@ class Job:
 
 @dataclass(frozen=True)
 class PieceSpec:
-    """One unit of work: input ``input_idx`` from position ``skip`` to its end, or the byte range
-    ``[start, end)`` of a plain JSON lines input (whole lines; numbered from 1 inside the range)."""
+    """One unit of work: input ``input_idx`` from position ``skip`` to its end (or to row ``stop`` of a
+    Parquet input: whole row groups, rows numbered as in the file), or the byte range ``[start, end)`` of a
+    plain JSON lines input (whole lines; numbered from 1 inside the range)."""
 
     order: int  # commit order within the run
     input_idx: int
@@ -87,6 +91,7 @@ class PieceSpec:
     end: int | None = None
     last: bool = True  # the input's last piece
     lines_before: int | None = None  # lines of the input before ``start``, when known at planning
+    stop: int | None = None  # a Parquet row range's end
 
 
 @dataclass
@@ -146,7 +151,7 @@ def stage_piece(job: Job, spec: PieceSpec) -> Staged:
             rows = nbytes = 0
 
     try:
-        pieces = (read(spec.inp, job.ctx, spec.skip) if spec.start is None
+        pieces = (read(spec.inp, job.ctx, spec.skip, spec.stop) if spec.start is None
                   else read_jsonl_range(spec.inp, job.ctx, spec.start, spec.end))
         for piece in pieces:
             docs, q, delta, why = piece_docs(piece, corpus, seen, job.ctx.max_doc_bytes)
@@ -191,9 +196,10 @@ def stage_piece(job: Job, spec: PieceSpec) -> Staged:
 def plan_pieces(inputs: list[Input], run: dict[str, Any], piece_bytes: int) -> list[PieceSpec]:
     """The pieces left to read from a run's recorded position (input index, position inside it).
 
-    Plain JSON lines inputs larger than ``piece_bytes`` are cut into byte ranges of whole lines; the
-    rest are read whole. A run stopped inside an input resumes there: at the recorded byte offset
-    when a byte range was the last thing committed, else (a single-process run's position) by lines.
+    Plain JSON lines inputs larger than ``piece_bytes`` are cut into byte ranges of whole lines, Parquet
+    inputs into ranges of whole row groups; the rest are read whole. A run stopped inside an input resumes
+    there: at the recorded byte offset when a byte range was the last thing committed, else (a
+    single-process run's position, or a Parquet row) by lines or rows.
     """
     idx0, line0 = run["position"]
     at = run.get("position_byte")  # [input, line, byte] of the last committed byte range
@@ -201,6 +207,11 @@ def plan_pieces(inputs: list[Input], run: dict[str, Any], piece_bytes: int) -> l
     for idx in range(idx0, len(inputs)):
         inp = inputs[idx]
         skip = line0 if idx == idx0 else 0
+        if inp.format == "parquet" and inp.path and os.path.getsize(inp.path) > piece_bytes:
+            rows = parquet_row_cuts(inp.path, skip, piece_bytes)
+            for a, b in itertools.pairwise(rows):
+                specs.append(PieceSpec(order=len(specs), input_idx=idx, inp=inp, skip=a, stop=b, last=b == rows[-1]))
+            continue
         start = 0 if not skip else at[2] if at and at[:2] == [idx, skip] else None
         if start is not None and splittable(inp) and os.path.getsize(inp.path) - start > piece_bytes:
             cuts = line_starts(inp.path, start, piece_bytes)
@@ -405,6 +416,9 @@ def _commit_piece(st: Store, writer: ShardWriter, run: dict[str, Any], staged: S
         lines[spec.input_idx] = before + staged.position
     if spec.last:
         run["position"] = [staged.input_idx + 1, 0]
+        run.pop("position_byte", None)
+    elif spec.stop is not None:  # a Parquet row range: the position is the input's own row, as read whole
+        run["position"] = [staged.input_idx, staged.position]
         run.pop("position_byte", None)
     else:
         run["position"] = [staged.input_idx, lines[spec.input_idx]]

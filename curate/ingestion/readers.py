@@ -167,8 +167,15 @@ class ReadContext:
         return normalize_rows([], [], self.fields, Quarantine(self.corpus, "", ""))
 
 
-def read(inp: Input, ctx: ReadContext, skip: int = 0) -> Iterator[Piece]:
-    """Stream ``inp`` from position ``skip`` (as recorded in an earlier ``Piece.position``)."""
+def read(inp: Input, ctx: ReadContext, skip: int = 0, stop: int | None = None) -> Iterator[Piece]:
+    """Stream ``inp`` from position ``skip`` (as recorded in an earlier ``Piece.position``).
+
+    ``stop``: a Parquet input's row to stop before (a row range from :func:`parquet_row_cuts`)."""
+    if stop is not None:
+        if inp.format != "parquet":
+            raise ValueError(f"stop is a Parquet row; {inp.name} is {inp.format}")
+        yield from _read_parquet(inp, ctx, skip, stop)
+        return
     reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text, "hf": _read_hf}[inp.format]
     yield from reader(inp, ctx, skip)
 
@@ -440,7 +447,28 @@ def _json_kind(obj: Any) -> str:
 # --------------------------------------------------------------------- Parquet
 
 
-def _read_parquet(inp: Input, ctx: ReadContext, skip: int) -> Iterator[Piece]:
+def parquet_row_cuts(path: str, start: int, every: int) -> list[int]:
+    """Row numbers at row-group boundaries about ``every`` compressed bytes apart from row ``start`` on
+    (``start`` first, the file's row count last): the row ranges a large Parquet file is read in. A file
+    whose footer cannot be read is one range (reading it quarantines it)."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException):
+        return [start, start + 1]
+    cuts, row, size = [start], 0, 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        row += group.num_rows
+        if row <= start:
+            continue
+        size += sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+        if size >= every and row < meta.num_rows:
+            cuts.append(row)
+            size = 0
+    return [*cuts, max(meta.num_rows, start + 1)]
+
+
+def _read_parquet(inp: Input, ctx: ReadContext, skip: int, stop: int | None = None) -> Iterator[Piece]:
     assert inp.path is not None
     fields = ctx.fields
     q = ctx.quarantine(inp)
@@ -451,27 +479,34 @@ def _read_parquet(inp: Input, ctx: ReadContext, skip: int) -> Iterator[Piece]:
         yield Piece(ctx.empty(), q, 1, 1)
         return
     names = pf.schema_arrow.names
+    n_rows = pf.metadata.num_rows
+    end = n_rows if stop is None else min(stop, n_rows)
     if fields.text not in names:
-        n = pf.metadata.num_rows
+        # one record for the rows read here (a row range counts only its own rows)
         q.add(
-            0,
+            skip,
             Reason.MISSING_TEXT,
             f"no column {fields.text!r} (columns: {', '.join(names)}); use --text-field to pick one",
-            count=max(n, 1),
+            count=max(end - skip, 1),
         )
-        yield Piece(ctx.empty(), q, n, max(n, 1))
+        yield Piece(ctx.empty(), q, end, max(end - skip, 1))
         return
-    # resume: start at the row group holding row ``skip``
-    groups, start = [], 0
+    # start at the row group holding row ``skip`` (a resume or a row range), stop after the one holding ``end``
+    groups, start, first_row = [], 0, 0
     for g in range(pf.num_row_groups):
         rows = pf.metadata.row_group(g).num_rows
-        if start + rows > skip:
+        if start + rows > skip and start < end:
+            if not groups:
+                first_row = start
             groups.append(g)
-        elif not groups:
-            start += rows
-    row = start
+        start += rows
+    row = first_row
     try:
         for batch in pf.iter_batches(batch_size=ctx.batch_rows, row_groups=groups):
+            if row >= end:
+                break
+            if row + batch.num_rows > end:
+                batch = batch.slice(0, end - row)
             n = batch.num_rows
             table = pa.Table.from_batches([batch])
             if row < skip:

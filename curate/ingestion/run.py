@@ -85,7 +85,8 @@ def ingest(
     ``RAY_ADDRESS``), see :mod:`curate.ingestion.distributed`: the same documents, ids,
     duplicates, quarantine rows and summary, committed per input piece in input order;
     a piece whose worker dies is retried ``retries`` times. Plain JSON lines files larger than
-    ``piece_bytes`` are read in byte ranges of about that size (whole lines), other inputs whole.
+    ``piece_bytes`` are read in byte ranges of about that size (whole lines), Parquet files in ranges of
+    whole row groups of about that many compressed bytes, other inputs whole.
     """
     fields = fields or FieldMap()
     check_name("corpus", corpus)

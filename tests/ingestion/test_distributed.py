@@ -252,6 +252,53 @@ def test_driver_sigkilled_between_byte_ranges_resumes_at_the_next_range(tmp_path
     _no_strays(store)
 
 
+def _one_big_parquet(tmp_path: Path, real_docs: list[dict]) -> Path:
+    """One Parquet file of 18 row groups: ids repeated far apart, an empty and an over-long text in every
+    group (so every row range writes quarantine), an id-less twin."""
+    rows = []
+    for i in range(900):
+        d = real_docs[i % len(real_docs)]
+        text = "  " if i % 50 == 7 else "y" * 6000 if i % 50 == 21 else d["text"]
+        rows.append({"id": None if i == 333 else f"d{i % 500}", "text": text, "domain": d["domain"]})
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=50)
+    return path
+
+
+def test_row_group_ranges_of_one_parquet_file_give_the_single_process_store(tmp_path, real_docs, ray_local):
+    from curate.ingestion.readers import parquet_row_cuts
+
+    path = _one_big_parquet(tmp_path, real_docs)
+    piece = path.stat().st_size // 6
+    cuts = parquet_row_cuts(str(path), 0, piece)
+    assert cuts[0] == 0 and cuts[-1] == 900 and len(cuts) >= 5 and all(c % 50 == 0 for c in cuts)
+    assert parquet_row_cuts(str(path), 620, piece)[0] == 620  # a resumed run starts at its row
+    ref = tmp_path / "reference"
+    ref_summary = _summary(ingest([path], ref, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, progress=False))
+    store = tmp_path / "store"
+    s = ingest([path], store, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, workers=2, piece_bytes=piece,
+               progress=False)
+    manifest = json.loads((store / "shards" / "c" / "_manifest.json").read_text())
+    assert len(manifest["quarantine"]) == len(cuts) - 1  # one quarantine file per row range
+    assert _summary(s) == ref_summary
+    assert _state(store) == _state(ref)  # row numbers in quarantine are the file's own
+    _no_strays(store)
+    # killed after some ranges committed: the position is a row of the file, and the rerun reads on from it
+    crashed_store = tmp_path / "crashed"
+    code = (f"from curate import ingest; ingest([{str(path)!r}], {str(crashed_store)!r}, 'c', "
+            f"shard_rows={SHARD_ROWS}, max_doc_bytes=4000, workers=2, ray_address='local', piece_bytes={piece}, "
+            "progress=False)")
+    crashed = _child_code(code, "ingest.after_commit:2")
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    run = json.loads((crashed_store / "shards" / "c" / "_manifest.json").read_text())["runs"][0]
+    assert run["position"][0] == 0 and run["position"][1] in cuts[1:-1] and "position_byte" not in run
+    s = ingest([path], crashed_store, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, workers=2, piece_bytes=piece,
+               progress=False)
+    assert s.resumed and _summary(s) == ref_summary
+    assert _state(crashed_store) == _state(ref)
+    _no_strays(crashed_store)
+
+
 def test_cli_workers(tmp_path, real_docs, write_jsonl, ray_local):
     from typer.testing import CliRunner
 

@@ -237,8 +237,9 @@ def ingest_on_ray(st: Store, inputs: list[Input], ctx: ReadContext, writer: Shar
     job = Job(store_uri=st.uri, ctx=ctx, shard_rows=writer.shard_rows, shard_bytes=writer.shard_bytes,
               row_group_rows=writer.row_group_rows)
     env = {} if st.is_local else worker_env()  # each worker opens the store itself: hand it our S3 settings
-    if os.environ.get("CURATE_FAULT"):
-        env["CURATE_FAULT"] = os.environ["CURATE_FAULT"]  # crash tests reach workers on any cluster
+    for var in ("CURATE_FAULT", "CURATE_FAULT_ONCE"):  # crash tests reach workers on any cluster
+        if os.environ.get(var):
+            env[var] = os.environ[var]
     options: dict[str, Any] = {"num_cpus": 1, "max_retries": retries, "retry_exceptions": False}
     if env:
         options["runtime_env"] = {"env_vars": env}

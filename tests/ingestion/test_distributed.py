@@ -181,6 +181,23 @@ def test_worker_sigkilled_mid_input_then_rerun_is_exact(tmp_path, real_docs, wri
     _no_strays(store)
 
 
+def test_worker_sigkilled_once_is_retried_and_the_run_finishes_exact(tmp_path, real_docs, write_jsonl, ray_local,
+                                                                     monkeypatch):
+    paths = _many_batches(tmp_path, real_docs, write_jsonl)
+    ref = tmp_path / "reference"
+    ref_summary = _summary(ingest(paths, ref, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, progress=False))
+    store, died = tmp_path / "store", tmp_path / "died"
+    # the first worker to reach its second batch is killed; Ray runs its piece again on a fresh worker
+    monkeypatch.setenv("CURATE_FAULT", "ingest.worker_batch:2")
+    monkeypatch.setenv("CURATE_FAULT_ONCE", str(died))
+    s = ingest(paths, store, "c", shard_rows=SHARD_ROWS, max_doc_bytes=4000, workers=2, retries=1, progress=False)
+    assert died.exists()  # a worker did die mid-piece
+    assert s.status == "done" and not s.resumed
+    assert _summary(s) == ref_summary
+    assert _state(store) == _state(ref)
+    _no_strays(store)  # the dead worker's temporaries are gone
+
+
 @pytest.mark.parametrize("fault", ["ingest.after_commit:2", "ingest.after_shard_rename:2"])
 def test_driver_sigkilled_mid_run_then_rerun_is_exact(fault, tmp_path, real_docs, write_jsonl, ray_local):
     paths = _many_batches(tmp_path, real_docs, write_jsonl)

@@ -186,7 +186,8 @@ def _execute(specs: list[dict[str, Any]], sc: Scale, shared: dict[str, Any], con
         for spec in todo:
             finish(train_one(spec, context, log))
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             pending = {pool.submit(train_one, spec, context, None): spec for spec in todo}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -194,6 +195,20 @@ def _execute(specs: list[dict[str, Any]], sc: Scale, shared: dict[str, Any], con
                     pending.pop(fut)
                     finish(fut.result())
     return [done[s["key"]] for s in specs]
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """In a run process: exit once ``parent`` (the experiment) is gone. A pool's idle workers wait on a pipe
+    their siblings also hold open, so a killed experiment (SIGKILL, a scheduler's kill) would otherwise
+    leave them running, and their torch threads spinning, until the machine restarts."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _setup(con: Any, pool: str, exclude: str, targets: list[Target], sc: Scale) -> dict[str, Any]:

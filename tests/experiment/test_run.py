@@ -139,3 +139,54 @@ def test_a_feature_table_that_misses_the_pool_is_refused_with_the_command(tiny, 
     with pytest.raises(ConfigError, match=r"el2n.*for 0 of 30 documents of corpus 'more'.*curate score"):
         run_experiment(store, tmp_path / "out", scale="tiny", pool="more", methods="el2n-hard", log=lambda m: None)
     assert not (tmp_path / "out").exists()
+
+
+def _pool_workers(marker: str) -> set[int]:
+    """Run processes (multiprocessing spawn children) whose environment carries ``marker``."""
+    import os
+    from pathlib import Path
+
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes() and b"spawn_main" in (proc / "cmdline").read_bytes():
+                found.add(int(proc.name))
+        except OSError:
+            continue
+    found.discard(os.getpid())
+    return found
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_run_processes_exit_when_the_experiment_is_killed(tiny, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    marker = f"curate-exp-{uuid.uuid4().hex}"
+    code = (f"from curate.experiment import run_experiment; run_experiment({str(tiny[1])!r}, "
+            f"{str(tmp_path / 'out')!r}, scale='tiny', methods='random,el2n-hard', jobs=2, log=print)")
+    parent = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "CURATE_TEST_CHILD": marker},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 180
+        while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.2)
+            workers = _pool_workers(marker)
+        assert len(workers) == 2, "the experiment never started its two run processes"
+        parent.send_signal(signal.SIGKILL)  # no clean-up of its own: the runs must notice
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while _pool_workers(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _pool_workers(marker), "run processes outlived the killed experiment"
+    finally:
+        parent.kill()
+        for pid in _pool_workers(marker):
+            os.kill(pid, signal.SIGKILL)

@@ -50,6 +50,7 @@ GOAL_SCALING = 1.8  # 1 -> 2 workers
 GOAL_PER_CORE = 0.5  # of pyarrow alone, parse + write, one thread
 SPLIT_FILES = 8
 RAY_REPEATS = 3
+PARQUET_GROUP_ROWS = 1000
 PIECE_DEFAULT = 32 << 20  # ingest's own default: the split files are read whole
 
 
@@ -146,6 +147,18 @@ def _local_ray(cores: int) -> Iterator[float]:
         ray.shutdown()
 
 
+def _one_parquet(table: Any, tag: str) -> Path:
+    """The corpus as one zstd Parquet file of small row groups (cached)."""
+    import pyarrow.parquet as pq
+
+    path = CACHE / f"corpus-{tag}-groups.parquet"
+    if not path.is_file():
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=PARQUET_GROUP_ROWS)
+        tmp.replace(path)
+    return path
+
+
 def _ray_rows(table: Any, tag: str, repeats: int, one_file: Path) -> list[dict[str, Any]]:
     import time
 
@@ -162,6 +175,8 @@ def _ray_rows(table: Any, tag: str, repeats: int, one_file: Path) -> list[dict[s
     scratch = fresh_dir("ingest-ray")
     one_mb = one_file.stat().st_size / 1e6
     piece = max(1 << 20, int(one_file.stat().st_size / (4 * CORES)) + 1)  # about 4 ranges per worker
+    one_parquet = _one_parquet(table, tag)
+    pq_piece = max(1, one_parquet.stat().st_size // (4 * CORES) + 1)  # about 4 row-group ranges per worker
     with _local_ray(CORES) as ray_start:
         # warm: workers started, curate imported in them
         curate.ingest(files[:CORES], scratch / "warm", "bench", fields=CORPUS_FIELDS, workers=CORES, progress=False)
@@ -169,10 +184,12 @@ def _ray_rows(table: Any, tag: str, repeats: int, one_file: Path) -> list[dict[s
         # 1 and 2 workers alternate, best of RAY_REPEATS each: other work on a shared machine hits both alike
         times = {1: float("inf"), CORES: float("inf")}
         ranges = dict(times)
+        row_ranges = dict(times)
         cpu = dict(times)  # CPU seconds of the workers and this process: what the ingest cost, whatever the load
         for i in range(RAY_REPEATS):
             for workers in (1, CORES):
-                for sources, piece_size, best in (([folder], PIECE_DEFAULT, times), ([one_file], piece, ranges)):
+                for sources, piece_size, best in (([folder], PIECE_DEFAULT, times), ([one_file], piece, ranges),
+                                                  ([one_parquet], pq_piece, row_ranges)):
                     store = scratch / f"store-{workers}-{i}"
                     t0, cpu0 = time.perf_counter(), time.process_time()
                     s = curate.ingest(sources, store, "bench", fields=CORPUS_FIELDS, workers=workers,
@@ -187,7 +204,8 @@ def _ray_rows(table: Any, tag: str, repeats: int, one_file: Path) -> list[dict[s
                     shutil.rmtree(store, ignore_errors=True)
         for w, t in times.items():
             log(f"ingest on Ray, {w} worker(s): {mb / t:.1f} MB/s over {len(files)} files, "
-                f"{one_mb / ranges[w]:.1f} MB/s over one file in byte ranges")
+                f"{one_mb / ranges[w]:.1f} MB/s over one file in byte ranges, "
+                f"{docs / row_ranges[w]:,.0f} docs/s over one Parquet file in row-group ranges")
     shutil.rmtree(scratch, ignore_errors=True)
     mb_s = {w: mb / t for w, t in times.items()}
     per_core = mb_s[CORES] / CORES
@@ -207,6 +225,12 @@ def _ray_rows(table: Any, tag: str, repeats: int, one_file: Path) -> list[dict[s
             note=f"one {one_mb:.0f} MB JSONL file cut at line starts into ranges of ~{piece / 1e6:.0f} MB; Ray warm; "
                  f"best of {RAY_REPEATS}",
             details={"seconds": {str(w): round(t, 3) for w, t in ranges.items()}, "piece_bytes": piece}),
+        row(f"ingest on Ray 1 → {CORES} workers, one Parquet file", f"curate.ingest workers={CORES} vs workers=1, "
+            f"row-group ranges of {pq_piece / 1e6:.1f} MB", docs=docs, mb=one_mb, cores=CORES,
+            ours=docs / row_ranges[CORES], baseline=docs / row_ranges[1], unit="docs/s", goal=GOAL_SCALING,
+            note=f"one {one_parquet.stat().st_size / 1e6:.0f} MB zstd Parquet file of {PARQUET_GROUP_ROWS}-row groups, "
+                 f"cut from its footer into ranges of ~{pq_piece / 1e6:.1f} MB; Ray warm; best of {RAY_REPEATS}",
+            details={"seconds": {str(w): round(t, 3) for w, t in row_ranges.items()}, "piece_bytes": pq_piece}),
         row("ingest on Ray per CPU-second", "curate.ingest on Ray (workers' + driver's CPU time) vs pyarrow "
             "read_json + zstd write_table (CPU time), 1 thread", docs=docs, mb=mb, cores=CORES,
             ours=mb / cpu[CORES], baseline=mb / cpu_pa, unit="MB/CPU-s", goal=GOAL_PER_CORE,

@@ -42,7 +42,7 @@ def experiment(
                                                     "(evaluation points scale with it).")] = None,
     share: Annotated[float | None, typer.Option(
         "--share", help="Share of the pool's characters that preselect, preselect-strat and closest keep (top "
-                        "by their score) instead of the scale's (0.2 at default).")] = None,
+                        "by their score) instead of the scale's (0.3 at every scale).")] = None,
     pool: Annotated[str, typer.Option(help="Corpus the methods select from.")] = "demo",
     jobs: Annotated[int | None, typer.Option(help="Runs trained at once, each in its own process with one torch "
                                                   "thread (default: 2 at the default scale, at most the "

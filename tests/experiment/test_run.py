@@ -118,13 +118,14 @@ def test_cli_prints_a_table_per_target_and_writes_the_report(tiny, tmp_path):
 def test_bad_names_are_refused_before_any_work(tmp_path):
     runner = CliRunner()
     for args, message in ((["--methods", "random,mates,bogus"], "bogus"), (["--target", "benchmark"], "benchmark"),
-                          (["--scale", "huge"], "huge")):
+                          (["--scale", "huge"], "huge"), (["--share", "1.5"], "--share")):
         res = runner.invoke(app, ["experiment", "--scale", "tiny", "--store", str(tmp_path / "s"), "--out",
                                   str(tmp_path / "o"), *args])
         assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) <= 3, res.output
     assert not (tmp_path / "s").exists() and not (tmp_path / "o").exists()
     help_text = " ".join(CliRunner().invoke(app, ["experiment", "--help"]).output.split())
     assert "multiplier" in help_text and "--target" in help_text and "--seeds" in help_text
+    assert "--share" in help_text
 
 
 def test_a_feature_table_that_misses_the_pool_is_refused_with_the_command(tiny, tmp_path, real_docs):

@@ -55,11 +55,12 @@ def experiment(
     """Train the same tiny LM on equal token budgets chosen by each selection method, on several targets.
 
     Methods: random; oracle (only the target's domains); PreSelect (a family trained on different domain
-    mixtures, ranked on the target; the top share of characters, --share) and preselect-strat (the top share per domain); closest
-    (Moore-Lewis: a target LM against the general one); perplexity middle band; EL2N keep-hard / keep-easy;
-    MATES (stages chosen with the live model against the target); two-phase (end-of-training upsampling of
-    the target's domains). Target-aware methods see only each target's reference half; every run is judged
-    on the evaluation half, and pool documents that copy target text are excluded first.
+    mixtures, ranked on the target; the top share of characters, --share) and preselect-strat (the top share
+    per domain); closest (Moore-Lewis: a target LM against the general one); perplexity middle band; EL2N
+    keep-hard / keep-easy; MATES (stages chosen with the live model against the target); two-phase
+    (end-of-training upsampling of the target's domains). Target-aware methods see only each target's
+    reference half; every run is judged on the evaluation half, and pool documents that copy target text
+    are excluded first.
 
     Each run trains on windows drawn uniformly from what its method keeps; each evaluation point is a model
     whose learning rate decayed over the last 20% of its steps (a cooldown branch). Random's seed spread is
@@ -76,8 +77,9 @@ def experiment(
     store_path = store or Path(DEFAULT_STORES.get(scale, "demo-store"))
     out_dir = out or Path("experiment-out") / scale
     result = run_experiment(store_path, out_dir, scale=scale, methods=methods, targets=target or None, seed=seed,
-                            seeds=seeds, pool=pool, budget=tokens, keep_share=share, workers=workers, jobs=jobs, force=force,
-                            progress=None, log=lambda msg: console.print(msg, markup=False, highlight=False),
+                            seeds=seeds, pool=pool, budget=tokens, keep_share=share, workers=workers, jobs=jobs,
+                            force=force, progress=None,
+                            log=lambda msg: console.print(msg, markup=False, highlight=False),
                             command=_command(scale, store_path, out_dir, methods, target, seed, seeds, tokens, pool,
                                              share))
     sc = result["config"]["scale"]

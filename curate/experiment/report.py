@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.experiment.methods import METHODS
+from curate.experiment.scales import Scale
 from curate.render import markdown_rows
 from curate.store import Store
 
@@ -82,7 +83,7 @@ def markdown(result: dict[str, Any]) -> str:
                   f"{sc['eval_max_bytes']} bytes); {tgt['reference_docs']:,} reference documents the target-aware "
                   "methods see.", "", *markdown_rows(table_rows(cmp)), "", f"![{name}]({plot_name(name)})", ""]
     lines += ["## Methods", ""]
-    keep_share = sc.get("keep_share", 0.3)  # results.json written before the share was a setting kept 30%
+    keep_share = sc.get("keep_share", Scale.keep_share)  # results.json from before the share was a setting
     for name in cfg["methods"]:
         lines.append(f"- **{name}**: {METHODS[name].describe(keep_share)}.")
     if result.get("prepared"):

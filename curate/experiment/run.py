@@ -77,9 +77,9 @@ def _fingerprint(spec: dict[str, Any], scale: Scale, shared: dict[str, Any], out
 
 def run_experiment(store: str | Path | Store, out: str | Path, *, scale: str = "default", methods: Any = None,
                    targets: Any = None, seed: int = 0, seeds: int | None = None, pool: str = "demo",
-                   budget: int | None = None, keep_share: float | None = None, workers: int | None = 0, jobs: int | None = None, force: bool = False,
-                   progress: bool | None = False, log: Callable[[str], None] = print,
-                   command: str = "") -> dict[str, Any]:
+                   budget: int | None = None, keep_share: float | None = None, workers: int | None = 0,
+                   jobs: int | None = None, force: bool = False, progress: bool | None = False,
+                   log: Callable[[str], None] = print, command: str = "") -> dict[str, Any]:
     """Run the selection experiment; returns the result (also written to ``out``: JSON, Markdown, PNGs).
 
     - ``scale``: ``tiny`` / ``default`` / ``large`` (:data:`curate.experiment.scales.SCALES`); ``budget``

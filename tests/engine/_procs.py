@@ -42,6 +42,18 @@ def start_group(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def pids_with_env(marker: str, var: str = "CURATE_TEST_CHILD") -> list[int]:
+    """Processes (this one excepted) whose environment has ``var=marker``: what a test's child started,
+    inherited environment and all (a local Ray, a spawn pool), however they were detached."""
+    needle = f"{var}={marker}".encode()
+    found = []
+    for env_file in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if needle in env_file.read_bytes() and int(env_file.parent.name) != os.getpid():
+                found.append(int(env_file.parent.name))
+    return found
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the whole process group (a SIGTERMed ``ray start --block`` takes ~15s to wind down)."""
     with contextlib.suppress(ProcessLookupError):

@@ -144,19 +144,17 @@ def test_a_feature_table_that_misses_the_pool_is_refused_with_the_command(tiny, 
 
 def _pool_workers(marker: str) -> set[int]:
     """Run processes (multiprocessing spawn children) whose environment carries ``marker``."""
-    import os
     from pathlib import Path
 
+    from tests.engine._procs import pids_with_env
+
     found = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    for pid in pids_with_env(marker):
         try:
-            if marker.encode() in (proc / "environ").read_bytes() and b"spawn_main" in (proc / "cmdline").read_bytes():
-                found.add(int(proc.name))
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
         except OSError:
             continue
-    found.discard(os.getpid())
     return found
 
 

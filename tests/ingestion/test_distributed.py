@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate import connect, ingest
+from tests.engine._procs import pids_with_env
 
 pytestmark = pytest.mark.slow
 
@@ -138,14 +139,11 @@ def _reap(marker: str) -> None:
     A dead machine takes its workers with it; here one could otherwise finish a staged temporary after
     the rerun has begun (harmless: never listed, removed by the next run; but the check below is strict).
     """
-    needle = f"CURATE_TEST_CHILD={marker}".encode()
     for _ in range(50):
-        found = 0
-        for env_file in Path("/proc").glob("[0-9]*/environ"):
+        found = pids_with_env(marker)
+        for pid in found:
             with contextlib.suppress(OSError):
-                if needle in env_file.read_bytes():
-                    found += 1
-                    os.kill(int(env_file.parent.name), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
         if not found:
             return
         time.sleep(0.2)

@@ -161,10 +161,12 @@ def _actor_class(ray: Any) -> Any:
         def ready(self) -> CurateError | None:
             return self.setup_error
 
-        def score(self, item: WorkItem, unit_rows: int) -> ShardResult:
+        def score(self, item: WorkItem, unit_rows: int, units: Any = None) -> ShardResult:
+            """Score one shard; each finished unit is reported to ``units`` (a UnitCounter), not waited on."""
             if self.setup_error is not None:
                 raise self.setup_error
-            return score_shard(self.store, self.scorer, item, unit_rows=unit_rows)
+            report = (lambda rows: units.add.remote(item.output, rows)) if units is not None else None
+            return score_shard(self.store, self.scorer, item, unit_rows=unit_rows, on_unit=report)
 
         def pid(self) -> int:
             return os.getpid()
@@ -298,16 +300,18 @@ def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, worker
     if todo:
         total_rows = sum(i.rows for i in todo)
         with progress_bar(f"score {scorer.name}", total=total_rows, enabled=progress) as advance:
+            rows_done = RowsDone(advance)
+
             def tick(res: ShardResult) -> None:
                 record(res)
-                advance(items[res.output].rows)
+                rows_done.shard(res.output, items[res.output].rows if res.status == "done" else 0)
 
             if workers == 0:
                 report.workers = 0
-                _run_inline(st, scorer, todo, retries, tick, stopped, unit_rows)
+                _run_inline(st, scorer, todo, retries, tick, stopped, unit_rows, rows_done.unit)
             else:
                 report.workers = _run_on_ray(st, scorer, todo, workers, retries, ray_address, tick, stopped,
-                                             unit_rows, report.lost_nodes.append)
+                                             unit_rows, report.lost_nodes.append, rows_done.unit)
     fatal = next((r for r in results if r.fatal), None)
     if fatal is None:
         save_manifest(final=True)
@@ -336,15 +340,37 @@ def _clean_leftovers(st: Store, scorer_name: str, done: list[WorkItem]) -> None:
         st.clean_temporaries(f"{units}/{name}")
 
 
+class RowsDone:
+    """A progress bar's ticks per unit: each shard advances by the rows its units reach, counted once however
+    often a retry reports the units an earlier attempt kept, and by the rest when the shard is done."""
+
+    def __init__(self, advance: Callable[[int], None]) -> None:
+        self.advance = advance
+        self.reached: dict[str, int] = {}
+
+    def unit(self, output: str, rows: int) -> None:
+        """``output``'s shard has its first ``rows`` rows scored."""
+        before = self.reached.get(output, 0)
+        if rows > before:
+            self.reached[output] = rows
+            self.advance(rows - before)
+
+    def shard(self, output: str, rows: int) -> None:
+        """``output``'s shard finished with ``rows`` rows (0 when it failed: its units stay counted)."""
+        self.unit(output, rows)
+
+
 def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, record: Callable[[ShardResult], None],
-                stopped: Callable[[], bool], unit_rows: int) -> None:
+                stopped: Callable[[], bool], unit_rows: int,
+                on_unit: Callable[[str, int], None] = lambda _output, _rows: None) -> None:
     setup_scorer(scorer)
     for item in todo:
         if stopped():
             return
         for attempt in range(1, retries + 2):
             try:
-                res = score_shard(st, scorer, item, unit_rows=unit_rows)
+                res = score_shard(st, scorer, item, unit_rows=unit_rows,
+                                  on_unit=lambda rows, out=item.output: on_unit(out, rows))
             except Exception as exc:  # noqa: BLE001 - any scorer error becomes a recorded failure
                 if attempt > retries or is_environment_fault(exc):
                     record(failure(item, exc, attempt))
@@ -357,7 +383,8 @@ def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, r
 
 def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | None, retries: int,
                 ray_address: str | None, record: Callable[[ShardResult], None], stopped: Callable[[], bool],
-                unit_rows: int, on_lost_node: Callable[[str], None] = lambda _node: None) -> int:
+                unit_rows: int, on_lost_node: Callable[[str], None] = lambda _node: None,
+                on_unit: Callable[[str, int], None] = lambda _output, _rows: None) -> int:
     ray = init_ray(ray_address)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(workers or cpus, len(todo)))
@@ -383,6 +410,13 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
 
     idle = [spawn() for _ in range(n)]
     _check_ready(ray, idle, scorer)
+    units = _unit_counter(ray).options(num_cpus=0).remote()  # workers report finished units to the bar here
+
+    def drain_units() -> None:
+        with contextlib.suppress(ray.exceptions.RayError):  # progress only: a lost report is not a lost unit
+            for output, rows in ray.get(units.take.remote()):
+                on_unit(output, rows)
+
     nodes = dict(zip(idle, ray.get([a.node.remote() for a in idle])))  # actor -> the node it runs on
     queue: deque[tuple[WorkItem, int]] = deque((i, 1) for i in todo)
     pending: dict[Any, tuple[WorkItem, int, Any]] = {}
@@ -396,8 +430,11 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
             while idle and queue and not stopped():
                 item, attempt = queue.popleft()
                 actor = idle.pop()
-                pending[actor.score.remote(item, unit_rows)] = (item, attempt, actor)
-            ready, _ = ray.wait(list(pending), num_returns=1)
+                pending[actor.score.remote(item, unit_rows, units)] = (item, attempt, actor)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=UNIT_POLL)
+            drain_units()
+            if not ready:
+                continue
             ref = ready[0]
             item, attempt, actor = pending.pop(ref)
             try:
@@ -428,9 +465,31 @@ def _run_on_ray(st: Store, scorer: Scorer, todo: list[WorkItem], workers: int | 
                     nodes[replacement[0]] = replacement[1]
                 _retry_or_fail(queue, item, attempt, retries, WorkerDied(exc), record)
     finally:
-        for actor in idle + [a for _, _, a in pending.values()]:
+        for actor in idle + [a for _, _, a in pending.values()] + [units]:
             ray.kill(actor)
     return n
+
+
+#: seconds between the driver's looks at the units its workers finished (the progress bar's refresh)
+UNIT_POLL = 1.0
+
+
+def _unit_counter(ray: Any) -> Any:
+    @ray.remote(max_restarts=0)
+    class UnitCounter:
+        """Where workers report the units they finish, for the driver's progress bar to collect."""
+
+        def __init__(self) -> None:
+            self.reports: list[tuple[str, int]] = []
+
+        def add(self, output: str, rows: int) -> None:
+            self.reports.append((output, rows))
+
+        def take(self) -> list[tuple[str, int]]:
+            reports, self.reports = self.reports, []
+            return reports
+
+    return UnitCounter
 
 
 #: seconds a replacement for a dead worker may take to start (and load its model) before the run goes on without it

@@ -35,7 +35,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -174,11 +174,12 @@ def unit_ranges(md: pq.FileMetaData, unit_rows: int) -> list[tuple[int, int]]:
 
 
 def score_shard(store: Store, scorer: Scorer, item: WorkItem, batch_rows: int = BATCH_ROWS,
-                unit_rows: int = UNIT_ROWS) -> ShardResult:
+                unit_rows: int = UNIT_ROWS, on_unit: Callable[[int], None] | None = None) -> ShardResult:
     """Score one shard with a set-up scorer, unit by unit, and write its feature file atomically.
 
     Units an earlier attempt finished (and that check out) are kept, not scored again. Raises on scorer
-    errors (the caller decides about retries); rows out == rows in is enforced.
+    errors (the caller decides about retries); rows out == rows in is enforced. ``on_unit(rows)`` is called
+    after each unit, scored or kept, with the rows of the shard done so far (a progress bar's tick).
     """
 
     t0 = time.perf_counter()
@@ -195,6 +196,8 @@ def score_shard(store: Store, scorer: Scorer, item: WorkItem, batch_rows: int = 
             units.append(rel)
             if _carries(store, rel, item.fingerprint, end - start, span):
                 resumed += end - start
+                if on_unit:
+                    on_unit(end)
                 continue
             schema = scorer.schema.with_metadata({**meta, UNIT_KEY: span.encode()})
             with store.atomic_output(rel) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
@@ -202,6 +205,8 @@ def score_shard(store: Store, scorer: Scorer, item: WorkItem, batch_rows: int = 
                     writer.write_batch(check_output(scorer, batch, scorer.score(batch)))
                     faults.point("score.batch")
             faults.point("score.unit")
+            if on_unit:
+                on_unit(end)
     _assemble(store, item, units, scorer.schema.with_metadata(meta))
     faults.point("score.assembled")
     store.delete_dir(udir)

@@ -7,6 +7,7 @@ the final feature files are compared byte for byte with an uninterrupted run's o
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -35,6 +36,19 @@ def stores(tmp_path: Path, real_docs, write_jsonl) -> tuple[Path, Path]:
     assert (report.done, report.rows) == (2, 300)
     assert scored_twice(tmp_path / "ref.log") == 0
     return store, ref
+
+
+@pytest.fixture
+def ticks(monkeypatch) -> list[int]:
+    """What run_scorer's progress bar is advanced by, tick by tick."""
+    seen: list[int] = []
+
+    @contextlib.contextmanager
+    def bar(description, total=None, unit="docs", enabled=None):
+        yield lambda n=1, *, total=None: seen.append(n)
+
+    monkeypatch.setattr("curate.execute.progress_bar", bar)
+    return seen
 
 
 def _features(store: Path) -> dict[str, bytes]:
@@ -87,11 +101,23 @@ def test_damaged_units_are_scored_again_not_trusted(stores, tmp_path, children):
 
 
 @pytest.mark.slow
-def test_ray_worker_sigkilled_mid_shard_resumes_from_its_units(stores, tmp_path, ray_local):
+def test_ray_worker_sigkilled_mid_shard_resumes_from_its_units(stores, tmp_path, ray_local, ticks):
     store, ref = stores
     log = tmp_path / "run.log"
     report = run_scorer(store, LoggedHeuristics(str(log), kill_at=4), workers=1, unit_rows=UNIT, progress=False)
     assert log.with_suffix(".killed").exists()  # a Ray worker was SIGKILLed after its fourth batch
     assert report.ok and (report.done, report.rows) == (2, 300)
     assert scored_twice(log) == UNIT  # the unit it was in; the three before it were kept
+    # the retry reports the three kept units again: the bar still counts every document once
+    assert sum(ticks) == 300 and all(t > 0 for t in ticks)
     _check_same_as_uninterrupted(store, ref)
+
+
+def test_progress_advances_per_unit_and_counts_a_resumed_unit_once(stores, tmp_path, children, ticks):
+    store, _ = stores
+    log = tmp_path / "run.log"
+    assert _score_child(store, log, children, "score.unit:3") == -9  # three units of the first shard kept
+    report = run_scorer(store, LoggedHeuristics(str(log)), workers=0, unit_rows=UNIT, progress=False)
+    assert (report.done, report.rows) == (2, 300)
+    # a tick per unit, the three kept ones included, each counted once: 200 = 40 * 5, 100 = 40 + 40 + 20
+    assert ticks == [40, 40, 40, 40, 40, 40, 40, 20]

@@ -150,7 +150,14 @@ class LMScorer(BaseScorer):
         return self.model_paths[0]
 
     def config(self) -> dict[str, Any]:
-        return {**self.settings, "models": [p.name for p in self.model_paths]}
+        return {**self.settings, "models": [p.name for p in self.model_paths], **self.scoring()}
+
+    def scoring(self) -> dict[str, str]:
+        """How documents are fed to the models where that changed since features were first made
+        (:func:`curate.lm.tokenizer.scoring_of`)."""
+        from curate.lm.tokenizer import scoring_of
+
+        return scoring_of(self.model_paths)
 
     def model_hash(self) -> str:
         if len(self.model_paths) == 1:

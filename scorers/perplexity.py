@@ -49,7 +49,7 @@ class PerplexityScorer(LMScorer):
 
     def config(self) -> dict:
         # one model: keep the fingerprint of version 1 ("model", not "models")
-        return {**self.settings, "model": self.model_path.name}
+        return {**self.settings, "model": self.model_path.name, **self.scoring()}
 
     def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         self.setup()

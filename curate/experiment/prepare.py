@@ -153,7 +153,7 @@ def closest_scores(st: Store, con: duckdb.DuckDBPyConnection, pool: str, target:
     card = train_lm(st, name, sql=f"SELECT text FROM ({target.reference_sql}) AS r", threads=threads,
                     progress=False, **recipe)
     path = out / "scores" / f"closest-{slug(target.name)}.parquet"
-    fp = fingerprint(corpus_signature(con), card.weights_sha256, max_tokens, "closest-scores-2")
+    fp = fingerprint(corpus_signature(con), card.weights_sha256, max_tokens, "closest-scores-3")
     if not _cached(path, fp):
         model_dir = st.path(st.models_dir(name))
         lm = load_causal_lm(model_dir, dtype=resolve_dtype("auto", model_dir, any_size=True))  # as perplexity scores

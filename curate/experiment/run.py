@@ -123,7 +123,7 @@ def run_experiment(store: str | Path | Store, out: str | Path, *, scale: str = "
                                                          max_tokens=recipe.perplexity_max_tokens,
                                                          threads=sc.threads, log=log)
     shares = pool_domain_shares(con, pool, exclude)
-    shared = {"corpora": corpus_signature(con), "overlap": overlap["fingerprint"], "version": "windows-wsd-1"}
+    shared = {"corpora": corpus_signature(con), "overlap": overlap["fingerprint"], "version": "windows-wsd-2"}
     setup = _setup(con, pool, exclude, tgts, sc)
     con.close()
     specs = plan_runs(names, tgts, sc, seed)

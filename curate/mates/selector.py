@@ -81,11 +81,15 @@ class MatesSelector:
         return load_causal_lm(paths[0])
 
     def proxy_fingerprint(self) -> str:
-        """SHA-256 of the proxy checkpoint's weights: a finished stage is only as current as its proxy."""
+        """SHA-256 of the proxy checkpoint's weights, marked ``+eos`` for a byte model that reads documents after
+        <eos> (:func:`curate.lm.tokenizer.scoring_of`): a finished stage is only as current as its proxy."""
         from curate.lm.load import resolve_lm_paths, weights_sha256
+        from curate.lm.tokenizer import scoring_of
 
         paths = resolve_lm_paths(self.store, self.proxy or "")
-        return weights_sha256(paths[0]) if len(paths) == 1 else ""
+        if len(paths) != 1:
+            return ""
+        return weights_sha256(paths[0]) + ("+eos" if scoring_of(paths) else "")
 
     def last_stage(self) -> int | None:
         """The highest stage number of this run with a ``stage.json`` (None before the first)."""

@@ -188,8 +188,9 @@ def _score_cached(path: str, lm: Any, texts: list[str]) -> tuple[np.ndarray, np.
     import hashlib
 
     from curate.lm.load import weights_sha256
+    from curate.lm.tokenizer import scoring_of
 
-    h = hashlib.sha256(f"{weights_sha256(path)}\0{_score.__defaults__}\0".encode())
+    h = hashlib.sha256(f"{weights_sha256(path)}\0{_score.__defaults__}\0{scoring_of([path]) or ''}\0".encode())
     for text in texts:
         h.update(text.encode() + b"\0")
     cache = Path(path) / CACHE_DIR / f"{h.hexdigest()[:24]}.npz"

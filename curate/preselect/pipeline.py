@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from curate.errors import ConfigError
+from curate.lm.tokenizer import scoring_of
 from curate.preselect import family as fam
 from curate.preselect import strength as stg
 from curate.preselect.apply import CARD_FILE, MODEL_FILE
@@ -133,7 +134,8 @@ def train(
                              **({"positive_strength": positive_strength} if positive_strength else {}),
                              **({"positive_share": positive_share} if positive_share else {}),
                              **({"negatives": negatives} if negatives != "lowest" else {}),
-                             "sample": hashlib.sha256("\0".join(sample["doc_id"]).encode()).hexdigest()})
+                             "sample": hashlib.sha256("\0".join(sample["doc_id"]).encode()).hexdigest(),
+                             **scoring_of([m.path for m in mem])})
     old = st.read_json(f"{st.models_dir(name)}/{CARD_FILE}")
     if not force and old and old.get("request") == request and st.exists(f"{st.models_dir(name)}/{MODEL_FILE}"):
         return PreSelectCard(**old)

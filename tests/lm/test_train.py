@@ -137,3 +137,28 @@ def test_byte_tokenizer_vocabulary():
     tok = byte_tokenizer()
     assert len(tok) == VOCAB_SIZE
     assert tok("\x00\xff", add_special_tokens=False)["input_ids"] == list("\x00\xff".encode())
+
+
+
+def test_a_byte_model_reads_a_document_after_the_eos_it_was_trained_on_not_the_untrained_bos(store, card):
+    """Training joins documents with <eos> and never shows <bos>, so <bos>'s input embedding stays at its
+    random initialisation; scoring after it made held-out losses depend on the seed (the experiment's random
+    seeds spread 0.031-0.039 bits/byte, 0.016-0.020 after <eos>). A score is the NLL after <eos>."""
+    import torch
+
+    from curate.lm.score import score_texts
+
+    lm = load_causal_lm(store.path("models/a"), dtype="float32")
+    assert lm.encoder.bos_id == EOS_ID != BOS_ID
+    with torch.no_grad():  # a <bos> row unlike any trained one, so reading it would show
+        lm.model.get_input_embeddings().weight[BOS_ID] *= 20.0
+    text = "The river rose in the spring."
+    got = score_texts(lm, [text], max_tokens=64, window=64, stride=32, batch_tokens=4096).nll_sum[0]
+
+    def nll_after(start: int) -> float:
+        ids = torch.tensor([[start, *text.encode()]])
+        with torch.no_grad():
+            return float(lm.model(input_ids=ids, labels=ids).loss) * len(text.encode())
+
+    assert got == pytest.approx(nll_after(EOS_ID), rel=1e-6)
+    assert got != pytest.approx(nll_after(BOS_ID), rel=1e-2)

@@ -107,6 +107,18 @@ def test_same_model_same_scores(lm_store, real_docs):
     assert a.equals(b)
 
 
+def test_features_a_byte_model_scored_after_bos_are_stale(lm_store):
+    """Byte models read documents after <eos> since the fix of the untrained <bos>: their fingerprint says so,
+    so features scored before it are scored again; the config is otherwise as it was."""
+    from curate.scoring import scorer_fingerprint
+
+    scorer = PerplexityScorer(lm_store.path("models/tiny-lm"))
+    config = scorer.config()
+    assert config.pop("byte_doc_start") == "eos" and config["model"] == "tiny-lm"
+    old = type("BeforeTheFix", (PerplexityScorer,), {"scoring": lambda self: {}})(lm_store.path("models/tiny-lm"))
+    assert scorer_fingerprint(old) != scorer_fingerprint(scorer)
+
+
 def test_long_documents_are_windowed_and_capped(scorer, real_docs):
     long = max((d["text"] for d in real_docs), key=len)
     assert len(long.encode()) > 2048

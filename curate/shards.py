@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate import faults
-from curate.ingestion.writer import MANIFEST
+from curate.ingestion.manifest import MANIFEST, load_manifest
 from curate.scoring import Scorer, check_output
 from curate.store import Store, StoreError, is_environment_fault
 
@@ -92,7 +92,7 @@ def feature_path(store: Store, scorer_name: str, corpus: str, shard_name: str) -
 
 def shard_identity(store: Store, corpus: str) -> dict[str, dict[str, Any]]:
     """Input shards of ``corpus`` with what identifies their content (from the ingest manifest)."""
-    manifest = store.read_json(f"{store.shards_dir(corpus)}/{MANIFEST}") or {"shards": []}
+    manifest = load_manifest(store, corpus) or {"shards": []}
     return {e["name"]: e for e in manifest["shards"]}
 
 

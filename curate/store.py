@@ -17,7 +17,8 @@ Layout::
 
     store.json                            format version, created, corpora
     shards/<corpus>/part-00000.parquet    documents
-    shards/<corpus>/_manifest.json        ingest runs, positions, counts
+    shards/<corpus>/_manifest.json        ingest runs, positions, counts (a checkpoint)
+    shards/<corpus>/_log/<seq>.json       one per commit since the checkpoint (curate.ingestion.manifest)
     quarantine/<corpus>/part-00000.parquet rejected records with location + reason
     features/<scorer>/<shard>.parquet     one file per input shard; its fingerprint in its metadata
     features/<scorer>/_manifest.json      per shard: fingerprint, rows, seconds, attempts, error, and

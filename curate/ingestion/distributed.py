@@ -405,9 +405,7 @@ def _commit_piece(st: Store, writer: ShardWriter, run: dict[str, Any], staged: S
         counts["duplicates"] += rows - shards[-1][1]
         counts["kept"] -= rows - shards[-1][1]
         counts["bytes_kept"] -= nbytes - shards[-1][2]
-    from curate.ingestion.run import add_counts
-
-    add_counts(run, staged.input_idx, counts, staged.reasons)
+    writer.count(run, staged.input_idx, counts, staged.reasons)
     run["worker_cpu_seconds"] = round(run.get("worker_cpu_seconds", 0.0) + staged.cpu_seconds, 3)
     quarantine = staged.quarantine
     if spec.start is not None:

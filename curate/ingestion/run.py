@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 from curate.docid import SeenIds, doc_digests, from_hex, to_hex
 from curate.errors import ConfigError
 from curate.ingestion.fields import FieldMap, validate
+from curate.ingestion.manifest import empty_manifest, load_manifest
 from curate.ingestion.readers import BATCH_ROWS, ReadContext, discover, read
-from curate.ingestion.writer import MANIFEST, ShardWriter
+from curate.ingestion.writer import ShardWriter
 from curate.locks import default_timeout, store_lock
 from curate.progress import progress as progress_bar
 from curate.store import Store, check_name
@@ -115,9 +116,7 @@ def _ingest_locked(st: Store, corpus: str, inputs: list[Any], fields: FieldMap, 
                    workers: int = 0, ray_address: str | None = None, retries: int = 1,
                    piece_bytes: int = 32 << 20) -> IngestSummary:
     shard_dir = st.shards_dir(corpus)
-    manifest = st.read_json(f"{shard_dir}/{MANIFEST}") or {
-        "corpus": corpus, "shards": [], "quarantine": [], "runs": []
-    }
+    manifest = load_manifest(st, corpus) or empty_manifest(corpus)
     config = {"fields": asdict(fields), "max_doc_bytes": max_doc_bytes, "format": format}
     input_fps = [i.fingerprint() for i in inputs]
     fingerprint = hashlib.sha256(json.dumps([corpus, config, input_fps], sort_keys=True).encode()).hexdigest()[:16]
@@ -201,7 +200,7 @@ def _take(piece: Any, st: Store, corpus: str, seen: SeenIds, writer: ShardWriter
     """Validate, dedup and hand one piece to the writer; update the run's counts."""
     docs, quarantine, delta, reasons = piece_docs(piece, corpus, seen, max_doc_bytes)
     writer.add(docs, quarantine)
-    add_counts(run, idx, delta, reasons)
+    writer.count(run, idx, delta, reasons)
 
 
 def piece_docs(piece: Any, corpus: str, seen: SeenIds,
@@ -241,15 +240,6 @@ def piece_docs(piece: Any, corpus: str, seen: SeenIds,
     if delta["read"] != delta["kept"] + delta["quarantined"] + delta["duplicates"]:
         raise RuntimeError(f"ingest accounting broke on {piece.quarantine.input}: {delta}")  # a curate bug
     return docs, (q.table() if q.rows else None), delta, reasons
-
-
-def add_counts(run: dict[str, Any], idx: int, delta: dict[str, int], reasons: dict[str, int]) -> None:
-    """Add one piece's counts to the run's and to its input's."""
-    for counts in (run["counts"], run["inputs"][idx]["counts"]):
-        for k, v in delta.items():
-            counts[k] += v
-        for k, v in reasons.items():
-            counts["reasons"][k] = counts["reasons"].get(k, 0) + v
 
 
 def _load_seen(st: Store, shard_dir: str, manifest: dict[str, Any]) -> SeenIds:

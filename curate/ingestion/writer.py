@@ -2,8 +2,9 @@
 
 Rows stream into a temporary Parquet file. A *commit* (1) renames the shard
 into place, (2) writes the quarantine records gathered since the last commit,
-(3) rewrites the corpus manifest with the input position reached and the
-running counts. The manifest is the source of truth: on restart, files it does
+(3) records the input position reached and the running counts in the corpus
+manifest (:mod:`curate.ingestion.manifest`: a log entry per commit, a checkpoint
+now and then). The manifest is the source of truth: on restart, files it does
 not list are orphans from a crash between (1) and (3) and are removed, and the
 readers resume from the recorded position — no document is written twice and
 none is skipped.
@@ -19,10 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate import faults
+from curate.ingestion.manifest import ManifestLog, add_counts
 from curate.ingestion.schema import DOC_SCHEMA, QUARANTINE_SCHEMA
 from curate.store import Store, is_environment_fault, temp_name
-
-MANIFEST = "_manifest.json"
 
 
 def doc_writer(stream: Any, compression_level: int | None = None) -> pq.ParquetWriter:
@@ -57,6 +57,7 @@ class ShardWriter:
         self.shard_bytes = shard_bytes
         self.row_group_rows = row_group_rows
         self.compression_level = compression_level
+        self._log = ManifestLog(store, corpus, manifest)
         self._writer: pq.ParquetWriter | None = None
         self._stream: Any = None
         self._tmp: str | None = None
@@ -78,8 +79,10 @@ class ShardWriter:
     def _next_name(self, kind: str) -> str:
         return Store.shard_name(len(self.manifest[kind]))
 
-    def save_manifest(self) -> None:
-        self.store.write_json(f"{self.shard_dir}/{MANIFEST}", self.manifest, indent=None)
+    def count(self, run: dict[str, Any], idx: int, delta: dict[str, int], reasons: dict[str, int]) -> None:
+        """Add one piece's counts to ``run`` and to its input ``idx`` (recorded at the next commit)."""
+        add_counts(run, idx, delta, reasons)
+        self._log.touched(idx)
 
     def remove_orphans(self) -> int:
         """Delete temporaries and files the manifest does not list (left by a crash)."""
@@ -159,7 +162,7 @@ class ShardWriter:
             self.manifest["quarantine"].append({"name": name, "rows": table.num_rows, "run": run["id"]})
             self._quarantine = []
         self._rows = self._bytes = 0
-        self.save_manifest()
+        self._log.commit(run)
         faults.point("ingest.after_commit")
 
     def commit_staged(self, run: dict[str, Any], shards: list[tuple[str, int, int]],
@@ -185,7 +188,7 @@ class ShardWriter:
             with self._writing(f"{self.quarantine_dir}/{name}"):
                 self.store.fs.move(self.store.path(tmp), self.store.path(f"{self.quarantine_dir}/{name}"))
             self.manifest["quarantine"].append({"name": name, "rows": rows, "run": run["id"]})
-        self.save_manifest()
+        self._log.commit(run)
         faults.point("ingest.after_commit")
 
     def abort(self) -> None:

@@ -177,8 +177,9 @@ def test_curate_score_as_a_driver_of_a_ray_cluster(sharded_store, ray_cluster):
     assert len(jobs) == 1, f"no job of driver pid {pid} in {state['jobs']}\n{context}"
     assert "curate" in jobs[0]["Entrypoint"] and jobs[0]["IsDead"]
     actors = [a for a in state["actors"] if a["job"] == jobs[0]["JobID"]]
-    # one actor per cluster CPU (2, for 6 shards), all on the head node, all released when done
-    assert [a["class"].rsplit(".", 1)[-1] for a in actors] == ["ScorerActor"] * 2, actors
+    # one scorer actor per cluster CPU (2, for 6 shards) and the counter of finished units the progress bar
+    # reads, all on the head node, all released when done
+    assert sorted(a["class"].rsplit(".", 1)[-1] for a in actors) == ["ScorerActor"] * 2 + ["UnitCounter"], actors
     assert {a["node"] for a in actors} == set(state["nodes"])
     assert {a["state"] for a in actors} == {"DEAD"}
 

@@ -304,7 +304,8 @@ def _run_locked(st: Store, scorer: Scorer, corpora: Iterable[str] | None, worker
 
             def tick(res: ShardResult) -> None:
                 record(res)
-                rows_done.shard(res.output, items[res.output].rows if res.status == "done" else 0)
+                if res.status == "done":  # a failed shard's finished units stay counted
+                    rows_done.unit(res.output, items[res.output].rows)
 
             if workers == 0:
                 report.workers = 0
@@ -342,7 +343,7 @@ def _clean_leftovers(st: Store, scorer_name: str, done: list[WorkItem]) -> None:
 
 class RowsDone:
     """A progress bar's ticks per unit: each shard advances by the rows its units reach, counted once however
-    often a retry reports the units an earlier attempt kept, and by the rest when the shard is done."""
+    often a retry reports the units an earlier attempt kept (a finished shard reports all its rows)."""
 
     def __init__(self, advance: Callable[[int], None]) -> None:
         self.advance = advance
@@ -354,10 +355,6 @@ class RowsDone:
         if rows > before:
             self.reached[output] = rows
             self.advance(rows - before)
-
-    def shard(self, output: str, rows: int) -> None:
-        """``output``'s shard finished with ``rows`` rows (0 when it failed: its units stay counted)."""
-        self.unit(output, rows)
 
 
 def _run_inline(st: Store, scorer: Scorer, todo: list[WorkItem], retries: int, record: Callable[[ShardResult], None],

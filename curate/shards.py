@@ -196,15 +196,13 @@ def score_shard(store: Store, scorer: Scorer, item: WorkItem, batch_rows: int = 
             units.append(rel)
             if _carries(store, rel, item.fingerprint, end - start, span):
                 resumed += end - start
-                if on_unit:
-                    on_unit(end)
-                continue
-            schema = scorer.schema.with_metadata({**meta, UNIT_KEY: span.encode()})
-            with store.atomic_output(rel) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
-                for batch in _unit_batches(store, item.shard, pf, start, end, columns, batch_rows):
-                    writer.write_batch(check_output(scorer, batch, scorer.score(batch)))
-                    faults.point("score.batch")
-            faults.point("score.unit")
+            else:
+                schema = scorer.schema.with_metadata({**meta, UNIT_KEY: span.encode()})
+                with store.atomic_output(rel) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+                    for batch in _unit_batches(store, item.shard, pf, start, end, columns, batch_rows):
+                        writer.write_batch(check_output(scorer, batch, scorer.score(batch)))
+                        faults.point("score.batch")
+                faults.point("score.unit")
             if on_unit:
                 on_unit(end)
     _assemble(store, item, units, scorer.schema.with_metadata(meta))

@@ -45,10 +45,9 @@ def load_manifest(store: Store, corpus: str) -> dict[str, Any] | None:
     """The corpus manifest as of its last commit (checkpoint + log entries), or None for a corpus never ingested."""
     shard_dir = store.shards_dir(corpus)
     state = store.read_json(f"{shard_dir}/{MANIFEST}")
-    entries = _entries(store, shard_dir, after=int((state or {}).get("log_upto", 0)))
     if state is None:
         return None  # entries without a checkpoint cannot exist: a run's first commit writes one
-    for seq, rel in entries:
+    for seq, rel in _entries(store, shard_dir, after=int(state.get("log_upto", 0))):
         try:
             _apply(state, store.read_json(rel))
         except (KeyError, TypeError, ValueError, IndexError, StopIteration) as exc:
